@@ -70,6 +70,9 @@ class HParam:
 ChannelRule = Callable[[int, Mapping[str, Any]], "tuple[str, Any, str] | None"]
 """``rule(channels, hparams)`` returns ``(param, value, broken_rule)`` or ``None``."""
 
+ConvRule = Callable[[int, int, int, Mapping[str, Any]], "tuple[str, Any, str] | None"]
+"""``conv_rule(in_channels, out_channels, stride, hparams)``: extra rules of the conv form."""
+
 
 @dataclass(frozen=True)
 class BlockSpec:
@@ -83,6 +86,8 @@ class BlockSpec:
     conv_cls: type | None = None
     """A variant that replaces a convolution (``in, out, stride``), e.g. PSA and SK."""
     summary: str = ""
+    conv_rule: ConvRule | None = None
+    """Rules the conv form adds (on ``in_channels``/``stride``) to ``rule`` on ``out_channels``."""
     _by_name: dict[str, HParam] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -118,6 +123,37 @@ class BlockSpec:
             if failure is not None:
                 raise BlockConfigError(self.name, *failure)
         return resolved
+
+    def validate_conv(
+        self, in_channels: int, out_channels: int, stride: int = 1, **hparams: Any
+    ) -> dict[str, Any]:
+        """Like :meth:`validate` for the conv form (``out_channels`` takes ``channels``' rule)."""
+        if self.conv_cls is None:
+            with_conv = ", ".join(n for n in list_blocks() if _REGISTRY[n].supports_conv)
+            raise BlockConfigError(
+                self.name,
+                "placement",
+                "conv",
+                f"is not supported (blocks that replace a conv: {with_conv})",
+            )
+        for param, value in (("in_channels", in_channels), ("stride", stride)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise BlockConfigError(self.name, param, value, "must be a positive integer")
+        resolved = self.validate(out_channels, **hparams)
+        if self.conv_rule is not None:
+            failure = self.conv_rule(in_channels, out_channels, stride, resolved)
+            if failure is not None:
+                raise BlockConfigError(self.name, *failure)
+        return resolved
+
+    def is_valid_conv(
+        self, in_channels: int, out_channels: int, stride: int = 1, **hparams: Any
+    ) -> bool:
+        try:
+            self.validate_conv(in_channels, out_channels, stride, **hparams)
+        except BlockConfigError:
+            return False
+        return True
 
     def is_valid(self, channels: int, **hparams: Any) -> bool:
         try:
@@ -181,14 +217,7 @@ def create_block(name: str, channels: int, **hparams: Any) -> Any:
 def create_conv_block(
     name: str, in_channels: int, out_channels: int, stride: int = 1, **hparams: Any
 ) -> Any:
-    """Build the convolution-replacing form of ``name`` (PSA, SK): (B,in,H,W) -> (B,out,H/s,W/s)."""
+    """Build the conv-replacing form of ``name`` (PSA, SK): (B,in,H,W) -> (B,out,H/s,W/s)."""
     spec = get_spec(name)
-    if spec.conv_cls is None:
-        with_conv = ", ".join(n for n in list_blocks() if _REGISTRY[n].supports_conv)
-        raise BlockConfigError(
-            name, "placement", "conv", f"is not supported (blocks that replace a conv: {with_conv})"
-        )
-    resolved = spec.validate(out_channels, **hparams)
-    if in_channels < 1:
-        raise BlockConfigError(name, "in_channels", in_channels, "must be a positive integer")
+    resolved = spec.validate_conv(in_channels, out_channels, stride, **hparams)
     return spec.conv_cls(in_channels, out_channels, stride=stride, **resolved)
