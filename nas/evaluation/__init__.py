@@ -1,0 +1,59 @@
+"""Evaluation of candidates: datasets, short training, latency, parameters and FLOPs.
+
+``EvalSettings`` and the errors import without torch; everything else loads on first use,
+so command modules can import this package cheaply.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from nas.evaluation.errors import DatasetError, EvaluationError
+from nas.evaluation.settings import EvalSettings
+
+if TYPE_CHECKING:
+    from nas.evaluation.cache import LatencyCache
+    from nas.evaluation.datasets import Dataset, load_dataset
+    from nas.evaluation.evaluate import evaluate
+    from nas.evaluation.isolation import MeasurementLock, measurement_lock
+    from nas.evaluation.latency import LatencyStats, measure_latency
+    from nas.evaluation.training import TrainResult, train_model
+
+__all__ = [
+    "Dataset",
+    "DatasetError",
+    "EvalSettings",
+    "EvaluationError",
+    "LatencyCache",
+    "LatencyStats",
+    "MeasurementLock",
+    "TrainResult",
+    "evaluate",
+    "load_dataset",
+    "measure_latency",
+    "measurement_lock",
+    "train_model",
+]
+
+_LAZY = {
+    "LatencyCache": "cache",
+    "Dataset": "datasets",
+    "load_dataset": "datasets",
+    "evaluate": "evaluate",
+    "MeasurementLock": "isolation",
+    "measurement_lock": "isolation",
+    "LatencyStats": "latency",
+    "measure_latency": "latency",
+    "TrainResult": "training",
+    "train_model": "training",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nas.evaluation' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"nas.evaluation.{module}"), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,111 @@
+"""A latency cache in the workspace: an identical architecture is measured once per condition.
+
+Entries live in a SQLite file (``$NAS_HOME/latency_cache.sqlite``); SQLite's own locking
+makes concurrent trial processes safe. The key is the model key (space fingerprint + arch id)
+plus the conditions: device, device name, batch size, input shape, threads, torch version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from nas import workspace
+from nas.evaluation.latency import LatencyStats
+
+__all__ = ["LatencyCache", "cache_key"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS latency (
+    key TEXT PRIMARY KEY,
+    model_key TEXT NOT NULL,
+    conditions TEXT NOT NULL,
+    stats TEXT NOT NULL,
+    created REAL NOT NULL
+)
+"""
+
+
+def cache_key(
+    model_key: str,
+    *,
+    device: str,
+    device_name: str,
+    batch_size: int,
+    input_shape: Sequence[int],
+    threads: int,
+    torch_version: str,
+) -> tuple[str, str]:
+    """(key, conditions JSON) of one measurement condition for one model."""
+    conditions = json.dumps(
+        {
+            "device": device,
+            "device_name": device_name,
+            "batch_size": int(batch_size),
+            "input_shape": [int(v) for v in input_shape],
+            "threads": int(threads),
+            "torch_version": torch_version,
+        },
+        sort_keys=True,
+    )
+    digest = hashlib.sha256(f"{model_key}\n{conditions}".encode()).hexdigest()
+    return digest, conditions
+
+
+class LatencyCache:
+    """Get and put :class:`LatencyStats` by (model key, conditions)."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path is not None else workspace.home() / "latency_cache.sqlite"
+        self._ready = False
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        if not self._ready:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute(_SCHEMA)
+            self._ready = True
+        return connection
+
+    def get(self, model_key: str, **conditions: object) -> LatencyStats | None:
+        """The cached stats, or None."""
+        key, _ = cache_key(model_key, **conditions)  # type: ignore[arg-type]
+        connection = self._connect()
+        try:
+            row = connection.execute("SELECT stats FROM latency WHERE key = ?", (key,)).fetchone()
+        finally:
+            connection.close()
+        return LatencyStats.from_dict(json.loads(row[0])) if row else None
+
+    def put(self, model_key: str, stats: LatencyStats) -> None:
+        """Store `stats` under its own conditions (the first measurement wins)."""
+        key, conditions = cache_key(
+            model_key,
+            device=stats.device,
+            device_name=stats.device_name,
+            batch_size=stats.batch_size,
+            input_shape=stats.input_shape,
+            threads=stats.threads,
+            torch_version=stats.torch_version,
+        )
+        connection = self._connect()
+        try:
+            connection.execute(
+                "INSERT OR IGNORE INTO latency (key, model_key, conditions, stats, created) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (key, model_key, conditions, json.dumps(stats.to_dict()), time.time()),
+            )
+        finally:
+            connection.close()
+
+    def __len__(self) -> int:
+        connection = self._connect()
+        try:
+            return int(connection.execute("SELECT COUNT(*) FROM latency").fetchone()[0])
+        finally:
+            connection.close()

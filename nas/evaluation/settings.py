@@ -1,0 +1,46 @@
+"""Settings of one evaluation: data, training and latency measurement."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["DATASETS", "EvalSettings"]
+
+DATASETS = ("digits", "synthetic", "cifar10", "imagefolder")
+
+
+class EvalSettings(BaseModel):
+    """How a candidate is trained and timed.
+
+    The defaults train a `mobile` candidate on the embedded `digits` dataset in a few seconds
+    on one CPU core and time it at batch 1 on one thread.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dataset: Literal["digits", "synthetic", "cifar10", "imagefolder"] = "digits"
+    data_dir: str | None = Field(
+        default=None, description="Folder of a cifar10 or imagefolder dataset."
+    )
+    epochs: int = Field(default=6, ge=1, le=10_000)
+    batch_size: int = Field(default=64, ge=1, le=65_536)
+    lr: float = Field(default=0.005, gt=0, le=10)
+    weight_decay: float = Field(default=0.01, ge=0)
+    seed: int = 0
+    threads: int = Field(default=1, ge=1, le=1024, description="CPU threads for training.")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: bool = Field(default=True, description="Mixed precision when training on CUDA.")
+    val_fraction: float = Field(default=0.2, gt=0, lt=1)
+    max_samples: int | None = Field(
+        default=None, ge=2, description="Use at most this many examples (before the split)."
+    )
+    latency_batch_size: int = Field(default=1, ge=1)
+    latency_warmup: int = Field(default=10, ge=0)
+    latency_repeats: int = Field(default=60, ge=3)
+    latency_threads: int = Field(default=1, ge=1, le=1024)
+    latency_device: Literal["cpu", "cuda"] | None = Field(
+        default=None, description="None: the training device."
+    )
+    latency_cache: bool = Field(default=True, description="Reuse a measured latency.")
