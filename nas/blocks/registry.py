@@ -97,6 +97,29 @@ class BlockSpec:
     def supports_conv(self) -> bool:
         return self.conv_cls is not None
 
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready description (tuples become lists): for the CLI and the service."""
+
+        def plain(value: Any) -> Any:
+            return list(value) if isinstance(value, tuple) else value
+
+        return {
+            "name": self.name,
+            "paper": self.paper,
+            "summary": self.summary,
+            "supports_conv": self.supports_conv,
+            "hparams": [
+                {
+                    "name": h.name,
+                    "type": h.type.__name__,
+                    "default": plain(h.default),
+                    "domain": [plain(v) for v in h.domain],
+                    "doc": h.doc,
+                }
+                for h in self.hparams
+            ],
+        }
+
     def defaults(self) -> dict[str, Any]:
         """The official default hyperparameters."""
         return {h.name: h.default for h in self.hparams}
