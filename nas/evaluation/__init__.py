@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from nas.evaluation.datasets import Dataset, load_dataset
     from nas.evaluation.evaluate import evaluate
     from nas.evaluation.isolation import MeasurementLock, measurement_lock
-    from nas.evaluation.latency import LatencyStats, measure_latency
+    from nas.evaluation.latency import measure_latency
+    from nas.evaluation.stats import LatencyStats
     from nas.evaluation.training import TrainResult, train_model
 
 __all__ = [
@@ -43,7 +44,7 @@ _LAZY = {
     "evaluate": "evaluate",
     "MeasurementLock": "isolation",
     "measurement_lock": "isolation",
-    "LatencyStats": "latency",
+    "LatencyStats": "stats",
     "measure_latency": "latency",
     "TrainResult": "training",
     "train_model": "training",

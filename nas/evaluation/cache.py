@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from nas import workspace
-from nas.evaluation.latency import LatencyStats
+from nas.evaluation.stats import LatencyStats
 
 __all__ = ["LatencyCache", "cache_key"]
 

@@ -1,0 +1,150 @@
+"""Latency: statistics, the CPU and CUDA timing logic (with fake clocks), conditions."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from nas.evaluation import EvaluationError, LatencyStats, MeasurementLock, measure_latency
+from nas.evaluation.latency import summarize, time_cpu, time_cuda
+
+
+def test_summarize_from_definitions() -> None:
+    stats = summarize([4.0, 1.0, 3.0, 2.0, 10.0])
+    assert stats["median_ms"] == 3.0
+    assert stats["min_ms"] == 1.0
+    assert stats["mean_ms"] == 4.0
+    # numpy's linear interpolation: p90 lies between 4 and 10 at 0.6
+    assert stats["p90_ms"] == pytest.approx(4.0 + 0.6 * 6.0)
+    assert stats["p10_ms"] == pytest.approx(1.4)
+    sample_std = (sum((v - 4.0) ** 2 for v in [4, 1, 3, 2, 10]) / 4) ** 0.5
+    assert stats["cv"] == pytest.approx(sample_std / 4.0)
+    assert summarize([2.0])["cv"] == 0.0
+    with pytest.raises(ValueError):
+        summarize([])
+
+
+def test_time_cpu_times_only_the_repeats() -> None:
+    ticks = itertools.count(step=1_500_000)  # each clock read advances 1.5 ms
+    calls = []
+    times = time_cpu(lambda: calls.append(1), warmup=3, repeats=4, clock=lambda: next(ticks))
+    assert len(calls) == 7
+    assert times == [1.5, 1.5, 1.5, 1.5]
+
+
+class _FakeCuda:
+    """Stands in for ``torch.cuda``: a GPU clock that advances only when work runs."""
+
+    def __init__(self) -> None:
+        self.gpu_ms = 0.0
+        self.pending = 0.0  # queued work not yet executed
+        self.synchronized = 0
+
+    def run(self, ms: float) -> None:
+        self.pending += ms
+
+    def synchronize(self) -> None:
+        self.gpu_ms += self.pending
+        self.pending = 0.0
+        self.synchronized += 1
+
+    def Event(self, enable_timing: bool = False):
+        assert enable_timing
+        cuda = self
+
+        class Event:
+            stamp: float | None = None
+            done = False
+
+            def record(self) -> None:
+                self.stamp = cuda.gpu_ms + cuda.pending
+
+            def synchronize(self) -> None:
+                cuda.synchronize()
+                self.done = True
+
+            def elapsed_time(self, end: Event) -> float:
+                if not end.done:
+                    raise RuntimeError("end event not completed: synchronise first")
+                assert self.stamp is not None and end.stamp is not None
+                return end.stamp - self.stamp
+
+        return Event()
+
+
+def test_time_cuda_uses_events_and_synchronises() -> None:
+    cuda = _FakeCuda()
+    durations = iter([9.0, 9.0, 2.0, 3.0, 4.0])  # two warm-up passes, then three timed
+    times = time_cuda(lambda: cuda.run(next(durations)), warmup=2, repeats=3, cuda=cuda)
+    assert times == [2.0, 3.0, 4.0]
+    assert cuda.synchronized >= 4  # after warm-up and after every timed pass
+
+
+class _Probe(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.seen: list[tuple[bool, bool, tuple[int, ...], int]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(
+            (
+                self.training,
+                torch.is_inference_mode_enabled(),
+                tuple(x.shape),
+                torch.get_num_threads(),
+            )
+        )
+        return self.conv(x)
+
+
+def test_measure_latency_conditions_and_modes() -> None:
+    model = _Probe()
+    threads_before = torch.get_num_threads()
+    stats = measure_latency(model, (3, 10, 12), batch_size=2, threads=1, warmup=2, repeats=5)
+    assert len(model.seen) == 7
+    assert set(model.seen) == {(False, True, (2, 3, 10, 12), 1)}
+    assert model.training  # restored
+    assert torch.get_num_threads() == threads_before
+    assert stats.repeats == 5 and stats.warmup == 2
+    assert stats.device == "cpu" and stats.device_name
+    assert (stats.threads, stats.batch_size, stats.input_shape) == (1, 2, (3, 10, 12))
+    assert stats.torch_version == torch.__version__
+    assert 0 < stats.min_ms <= stats.p10_ms <= stats.median_ms <= stats.p90_ms
+    assert LatencyStats.from_dict(stats.to_dict()) == stats
+
+
+def test_measure_latency_holds_the_lock_exclusive(tmp_path: Path) -> None:
+    ours, trainer = MeasurementLock(tmp_path), MeasurementLock(tmp_path)  # two open files
+    blocked = []
+
+    class Spy(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            got = trainer.acquire_shared(timeout=0)
+            if got:
+                trainer.release_shared()
+            blocked.append(not got)
+            return x
+
+    measure_latency(Spy(), (1, 2, 2), warmup=1, repeats=3, lock=ours)
+    assert blocked == [True] * 4
+    assert trainer.acquire_shared(timeout=0)
+    trainer.release_shared()
+
+
+def test_failures_are_evaluation_errors() -> None:
+    class Boom(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            raise RuntimeError("boom")
+
+    with pytest.raises(EvaluationError, match="RuntimeError: boom"):
+        measure_latency(Boom(), (1, 2, 2), repeats=3)
+    if not torch.cuda.is_available():
+        with pytest.raises(EvaluationError, match="CUDA is not available"):
+            measure_latency(nn.Identity(), (1, 2, 2), device="cuda", repeats=3)
+    with pytest.raises(ValueError):
+        measure_latency(nn.Identity(), (1, 2, 2), repeats=0)
