@@ -97,6 +97,16 @@ class BlockSpec:
     def supports_conv(self) -> bool:
         return self.conv_cls is not None
 
+    def hparam(self, name: str) -> HParam:
+        """The declaration of hyperparameter ``name``; unknown names list the known ones."""
+        try:
+            return self._by_name[name]
+        except KeyError:
+            known = ", ".join(self._by_name) or "none"
+            raise BlockConfigError(
+                self.name, name, None, f"is not a parameter (known: {known})"
+            ) from None
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready description (tuples become lists): for the CLI and the service."""
 
@@ -187,11 +197,9 @@ class BlockSpec:
 
     def valid_values(self, param: str, channels: int, **fixed: Any) -> list[Any]:
         """Domain values of ``param`` that some completion makes valid for ``channels``."""
-        if param not in self._by_name:
-            raise BlockConfigError(self.name, param, None, "is not a parameter")
         return [
             value
-            for value in self._by_name[param].domain
+            for value in self.hparam(param).domain
             if any(
                 combo[param] == value
                 for combo in self.valid_combinations(channels, **(fixed | {param: value}))
