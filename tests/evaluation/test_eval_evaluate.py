@@ -40,9 +40,7 @@ def test_metrics_weights_and_latency_cache(tmp_path: Path) -> None:
     arch = default_arch(space)
     calls: list[tuple[int, float, float]] = []
     path = tmp_path / "out" / "model.pt"
-    metrics = evaluate(
-        space, arch, FAST, on_epoch=lambda *a: calls.append(a), weights_path=weights
-    )
+    metrics = evaluate(space, arch, FAST, on_epoch=lambda *a: calls.append(a), weights_path=path)
     assert metrics.keys() >= KEYS
     assert metrics["epochs"] == 2 and [c[0] for c in calls] == [1, 2]
     assert metrics["accuracy_per_epoch"] == [c[1] for c in calls]
