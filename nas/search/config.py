@@ -1,0 +1,82 @@
+"""The settings of one search (:class:`SearchConfig`) and the objectives it may optimise."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = ["OBJECTIVES", "SAMPLERS", "SearchConfig"]
+
+#: Objective name -> Optuna direction. Values come from the metrics ``evaluate`` returns.
+OBJECTIVES: dict[str, str] = {
+    "accuracy": "maximize",
+    "latency_ms": "minimize",
+    "params": "minimize",
+    "flops": "minimize",
+}
+
+SAMPLERS = ("tpe", "nsga2", "random", "gp")
+
+
+class SearchConfig(BaseModel):
+    """Everything that defines a search; stored with its Optuna study, so it can be resumed.
+
+    Also the body of the service's ``POST /searches``: field names are part of the contract.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    space: str | dict[str, Any] = Field(
+        default="mobile", description="A shipped space name, a YAML path or an inline document."
+    )
+    budget: int = Field(default=50, ge=1, le=100_000, description="Trials to finish.")
+    objectives: list[str] = Field(
+        default_factory=lambda: ["accuracy", "latency_ms"],
+        description="From accuracy (max), latency_ms (min), params (min), flops (min).",
+    )
+    sampler: Literal["tpe", "nsga2", "random", "gp"] = "tpe"
+    dataset: str = "digits"
+    data_dir: str | None = None
+    epochs: int | None = Field(default=None, ge=1, le=10_000)
+    batch_size: int | None = Field(default=None, ge=1, le=65_536)
+    lr: float | None = Field(default=None, gt=0, le=10)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    gpus_per_trial: float = Field(default=0, ge=0, le=64)
+    cpus_per_trial: int = Field(default=1, ge=1, le=1024)
+    concurrency: int | None = Field(
+        default=None, ge=1, le=10_000, description="None: as many as the resources allow."
+    )
+    max_latency_ms: float | None = Field(
+        default=None, gt=0, description="Latency budget: an Optuna constraint."
+    )
+    name: str | None = Field(default=None, max_length=100)
+    seed: int = 0
+    storage: str | None = Field(default=None, description="Optuna storage URL.")
+    mlflow_uri: str | None = None
+    ray_address: str | None = None
+
+    @field_validator("objectives")
+    @classmethod
+    def _check_objectives(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError(f"choose at least one objective from {', '.join(OBJECTIVES)}")
+        unknown = [v for v in value if v not in OBJECTIVES]
+        if unknown:
+            raise ValueError(
+                f"unknown objective {unknown[0]!r}; choose from {', '.join(OBJECTIVES)}"
+            )
+        if len(set(value)) != len(value):
+            raise ValueError(f"objectives must not repeat: {value}")
+        return value
+
+    @field_validator("gpus_per_trial")
+    @classmethod
+    def _check_gpus(cls, value: float) -> float:
+        if value > 1 and value != int(value):
+            raise ValueError(f"gpus_per_trial={value}: use a fraction below 1 or a whole number")
+        return value
+
+    def directions(self) -> list[str]:
+        """Optuna directions of :attr:`objectives`, in order."""
+        return [OBJECTIVES[o] for o in self.objectives]

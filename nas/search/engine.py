@@ -1,0 +1,542 @@
+"""``run_search``: Ray Tune's ``Tuner`` with ``OptunaSearch`` over a define-by-run space.
+
+Driver side: the Optuna study (SQL storage), the sampler and MLflow logging all live in the
+calling process; Ray workers only evaluate candidates (:mod:`nas.search.trainable`). Each
+finished trial is told to Optuna by :class:`_Searcher` with every objective or as FAIL, never
+left RUNNING. A stopped search (``should_stop``, Ctrl-C) ends its running trials, marks them
+*interrupted* (FAIL, not counted in the budget) and stays resumable.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from nas import workspace
+from nas.errors import NasError
+from nas.search.config import SearchConfig
+from nas.search.records import SearchProgress, SearchResult, TrialRecord
+from nas.search.samplers import make_sampler
+from nas.search.store import (
+    ATTR,
+    compute_pareto,
+    find_study_name,
+    get_storage,
+    jsonable,
+    load_search,
+    new_search_id,
+    now_iso,
+    study_name_for,
+    trial_record,
+)
+from nas.search.trainable import ERROR, FAILED, METRICS
+
+__all__ = ["ensure_ray", "run_search"]
+
+log = logging.getLogger(__name__)
+
+#: Runs in progress in this process, by search id. Ray Tune pickles its searcher and stopper,
+#: so they hold only the id and look the (unpicklable) driver state up here.
+_ACTIVE: dict[str, _Run] = {}
+
+
+def _active(search_id: str) -> _Run | None:
+    return _ACTIVE.get(search_id)
+
+
+#: Fields a resumed search takes from the caller's config; the stored config defines the rest.
+RESUME_OVERRIDES = ("budget", "concurrency", "cpus_per_trial", "gpus_per_trial", "ray_address")
+
+
+def ensure_ray(address: str | None = None) -> None:
+    """Start local Ray once per process (all cores), or connect to ``address``/``RAY_ADDRESS``."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    kwargs: dict[str, Any] = {
+        "include_dashboard": False,
+        "log_to_driver": bool(os.environ.get("NAS_RAY_LOG_TO_DRIVER")),
+        "logging_level": logging.WARNING,
+    }
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+    import platform
+
+    out = {"python": platform.python_version()}
+    for pkg in ("nas", "torch", "ray", "optuna", "mlflow", "numpy"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            continue
+    return out
+
+
+def _load_space(spec: str | dict[str, Any]) -> Any:
+    from nas.space import load_space, parse_space
+
+    return parse_space(spec) if isinstance(spec, dict) else load_space(spec)
+
+
+def _eval_settings(config: SearchConfig, device: str) -> Any:
+    from pydantic import ValidationError
+
+    from nas.evaluation import EvalSettings
+
+    fields: dict[str, Any] = {
+        "dataset": config.dataset,
+        "data_dir": config.data_dir,
+        "epochs": config.epochs,
+        "batch_size": config.batch_size,
+        "lr": config.lr,
+        "seed": config.seed,
+        "threads": config.cpus_per_trial,
+        "device": device,
+    }
+    try:
+        return EvalSettings(**{k: v for k, v in fields.items() if v is not None})
+    except ValidationError as exc:
+        raise NasError(f"invalid evaluation settings: {exc}") from exc
+
+
+class _Run:
+    """State of one run_search call (driver side)."""
+
+    def __init__(
+        self,
+        *,
+        search_id: str,
+        study: Any,
+        config: SearchConfig,
+        tracker: Any,
+        records: list[TrialRecord],
+        on_trial: Callable[[TrialRecord], None] | None,
+        on_progress: Callable[[SearchProgress], None] | None,
+    ) -> None:
+        self.search_id = search_id
+        self.study = study
+        self.config = config
+        self.tracker = tracker
+        self.records = {r.number: r for r in records}
+        self.on_trial = on_trial
+        self.on_progress = on_progress
+        self.started = time.monotonic()
+        self.finished_here = 0
+        self.lock = threading.Lock()
+        self.stop_flag = threading.Event()
+        self.should_stop: Callable[[], bool] | None = None
+
+    def stop(self) -> bool:
+        """Whether the search must stop (asked by ``should_stop`` or Ctrl-C); sticky."""
+        if not self.stop_flag.is_set() and self.should_stop is not None and self.should_stop():
+            self.stop_flag.set()
+        return self.stop_flag.is_set()
+
+    def counts(self) -> tuple[int, int]:
+        done = sum(r.finished for r in self.records.values())
+        failed = sum(r.state == "FAIL" and not r.interrupted for r in self.records.values())
+        return done, failed
+
+    def progress(self) -> SearchProgress:
+        done, failed = self.counts()
+        elapsed = time.monotonic() - self.started
+        remaining = max(0, self.config.budget - done)
+        eta = elapsed / self.finished_here * remaining if self.finished_here else None
+        front = compute_pareto(list(self.records.values()), self.config.objectives)
+        return SearchProgress(
+            done=done,
+            failed=failed,
+            budget=self.config.budget,
+            front_size=len(front),
+            elapsed_s=elapsed,
+            eta_s=eta,
+        )
+
+    def finish_trial(self, ot_trial: Any, result: dict[str, Any] | None, error: bool) -> None:
+        """Record one Ray trial's outcome in Optuna (COMPLETE or FAIL) and MLflow."""
+        import optuna
+
+        objectives = self.config.objectives
+        metrics: dict[str, Any] = {}
+        values: list[float] | None = None
+        err: str | None = None
+        interrupted = False
+        if result is not None and result.get(FAILED) is False:
+            import json
+
+            metrics = json.loads(result[METRICS])
+            values = [float(result[o]) for o in objectives]
+            if not all(math.isfinite(v) for v in values):
+                values, err = None, "an objective is not finite"
+        elif result is not None and result.get(FAILED):
+            err = str(result.get(ERROR) or "trial failed")
+        elif error:
+            err = "the trial's Ray worker failed (crashed, killed or out of memory)"
+        else:
+            err, interrupted = "interrupted: the search stopped before this trial finished", True
+        feasible = True
+        if values is not None and self.config.max_latency_ms is not None:
+            feasible = float(metrics["latency_ms"]) <= self.config.max_latency_ms
+        attrs = ot_trial.user_attrs
+        record = TrialRecord(
+            number=ot_trial.number,
+            state="COMPLETE" if values is not None else "FAIL",
+            params=dict(ot_trial.params),
+            arch=attrs.get(ATTR["arch"]),
+            arch_id=attrs.get(ATTR["arch_id"]),
+            values=dict(zip(objectives, values, strict=True)) if values else {},
+            metrics=jsonable(metrics),
+            feasible=feasible,
+            error=err,
+            started_at=ot_trial.datetime_start,
+            finished_at=datetime.now(),
+            interrupted=interrupted,
+        )
+        if self.tracker is not None and not interrupted:
+            try:
+                record.mlflow_run_id = self.tracker.log_trial(record, self.search_id)
+            except Exception as exc:
+                log.warning("MLflow logging of trial %s failed: %s", record.number, exc)
+        ot_trial.set_user_attr(ATTR["metrics"], record.metrics)
+        if record.mlflow_run_id:
+            ot_trial.set_user_attr(ATTR["run"], record.mlflow_run_id)
+        if err:
+            ot_trial.set_user_attr(ATTR["error"], err)
+        if interrupted:
+            ot_trial.set_user_attr(ATTR["interrupted"], True)
+        if values is not None and self.config.max_latency_ms is not None:
+            ot_trial.set_constraint(
+                "latency_ms", float(metrics["latency_ms"]) - self.config.max_latency_ms
+            )
+        state = optuna.trial.TrialState.COMPLETE if values else optuna.trial.TrialState.FAIL
+        self.study.tell(ot_trial, values, state=state)
+        with self.lock:
+            self.records[record.number] = record
+            if not interrupted:
+                self.finished_here += 1
+        for callback, arg in ((self.on_trial, record), (self.on_progress, None)):
+            if callback is None:
+                continue
+            try:
+                callback(arg if arg is not None else self.progress())
+            except Exception as exc:
+                log.warning("search callback failed: %s", exc)
+
+
+def _make_searcher(run: _Run, define: Callable, sampler: Any, store: Any) -> Any:
+    from ray.tune.search import Searcher
+    from ray.tune.search.optuna import OptunaSearch
+
+    class _Searcher(OptunaSearch):
+        """OptunaSearch that tells Optuna every objective or FAIL, and stops on request."""
+
+        nas_search_id = run.search_id
+
+        def suggest(self, trial_id: str) -> dict | None:
+            active = _active(self.nas_search_id)
+            if active is None or active.stop():
+                return Searcher.FINISHED
+            return super().suggest(trial_id)
+
+        def save_to_dir(self, dirpath: str, session_str: str = "default") -> None:
+            """Nothing to save: the Optuna study in SQL storage is the resumable state."""
+
+        def save(self, checkpoint_path: str) -> None:
+            """See :meth:`save_to_dir`."""
+
+        def on_trial_complete(
+            self, trial_id: str, result: dict | None = None, error: bool = False
+        ) -> None:
+            if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+                return
+            self._completed_trials.add(trial_id)
+            active = _active(self.nas_search_id)
+            if active is None:
+                return
+            try:
+                active.finish_trial(self._ot_trials[trial_id], result, error)
+            except Exception:
+                log.exception("recording trial %s failed", trial_id)
+
+    return _Searcher(
+        space=define,
+        metric=list(run.config.objectives),
+        mode=["max" if d == "maximize" else "min" for d in run.config.directions()],
+        sampler=sampler,
+        study_name=run.study.study_name,
+        storage=store,
+    )
+
+
+def _mark_interrupted(study: Any, numbers: set[int] | None = None) -> None:
+    """Trials left RUNNING (by a stop or a crash) become FAIL + interrupted."""
+    import optuna
+
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if numbers is not None and t.number not in numbers:
+            continue
+        try:
+            study._storage.set_trial_user_attr(t._trial_id, ATTR["interrupted"], True)
+            study._storage.set_trial_user_attr(
+                t._trial_id, ATTR["error"], "interrupted: the search stopped before it finished"
+            )
+            study.tell(t.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+        except Exception as exc:
+            log.warning("could not mark trial %s interrupted: %s", t.number, exc)
+
+
+def _resources(config: SearchConfig) -> tuple[str, float, int]:
+    """(device, gpus per trial, concurrency) from the config and the Ray cluster."""
+    import ray
+
+    cluster = ray.cluster_resources()
+    gpus = float(cluster.get("GPU", 0))
+    cpus = float(cluster.get("CPU", 1))
+    device = config.device
+    if device == "auto":
+        device = "cuda" if gpus > 0 else "cpu"
+    gpt = config.gpus_per_trial
+    if device == "cuda":
+        if gpus <= 0:
+            raise NasError("device 'cuda' was asked for but the Ray cluster has no GPU")
+        gpt = gpt or 1.0
+        if gpt > gpus:
+            raise NasError(f"gpus_per_trial={gpt} but the Ray cluster has only {gpus:g} GPUs")
+    if config.cpus_per_trial > cpus:
+        raise NasError(
+            f"cpus_per_trial={config.cpus_per_trial} but the Ray cluster has only {cpus:g} CPUs"
+        )
+    if config.concurrency:
+        concurrency = config.concurrency
+    else:
+        concurrency = max(1, int(cpus // config.cpus_per_trial))
+        if gpt > 0:
+            concurrency = max(1, min(concurrency, int(gpus // gpt)))
+    return device, gpt, concurrency
+
+
+def run_search(
+    config: SearchConfig,
+    *,
+    search_id: str | None = None,
+    on_trial: Callable[[TrialRecord], None] | None = None,
+    on_progress: Callable[[SearchProgress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    trial_fn: Callable[..., dict[str, Any]] | None = None,
+) -> SearchResult:
+    """Run (or resume) a search until ``config.budget`` trials are finished; see the module doc.
+
+    A ``search_id`` that exists in the storage is resumed: its stored config defines the search
+    and only ``budget``, ``concurrency``, per-trial resources and ``ray_address`` are taken from
+    ``config``. An unknown ``search_id`` starts a new search under that id.
+    ``trial_fn(space, arch, eval_settings) -> metrics`` replaces ``nas.evaluation.evaluate``.
+    """
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage_url = config.storage or workspace.optuna_storage_url()
+    store = get_storage(storage_url)
+    study_name = find_study_name(search_id, store) if search_id else None
+    if study_name is not None:
+        study = optuna.load_study(study_name=study_name, storage=store)
+        stored = SearchConfig.model_validate(study.user_attrs[ATTR["config"]])
+        config = stored.model_copy(
+            update={k: getattr(config, k) for k in RESUME_OVERRIDES} | {"storage": config.storage}
+        )
+        space_doc = study.user_attrs.get(ATTR["space"])
+        space = _load_space(space_doc if space_doc is not None else config.space)
+        _mark_interrupted(study)
+        study.set_user_attr(ATTR["config"], config.model_dump(mode="json"))
+    else:
+        search_id = search_id or new_search_id()
+        space = _load_space(config.space)
+        study_name = study_name_for(search_id, config.name)
+        study = optuna.create_study(
+            storage=store, study_name=study_name, directions=config.directions()
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # experimental since Optuna 3.2, stable enough
+            study.set_metric_names(list(config.objectives))
+        study.set_user_attr(ATTR["id"], search_id)
+        study.set_user_attr(ATTR["config"], config.model_dump(mode="json"))
+        study.set_user_attr(ATTR["space"], jsonable(space.to_dict()))
+        study.set_user_attr(ATTR["created"], now_iso())
+        study.set_user_attr(ATTR["versions"], _versions())
+    study.set_user_attr(ATTR["state"], "running")
+
+    records = [trial_record(t, config.objectives) for t in study.get_trials(deepcopy=False)]
+    done = sum(r.finished for r in records)
+    remaining = config.budget - done
+
+    from nas.tracking import SearchTracker
+
+    tracker = SearchTracker(config.mlflow_uri)
+    parent = tracker.start_parent(
+        search_id=search_id,
+        study_name=study_name,
+        config=config.model_dump(mode="json"),
+        space=jsonable(space.to_dict()),
+        versions=study.user_attrs.get(ATTR["versions"], _versions()),
+        storage=storage_url,
+        run_id=study.user_attrs.get(ATTR["mlflow"]),
+    )
+    study.set_user_attr(ATTR["mlflow"], parent)
+    run = _Run(
+        search_id=search_id,
+        study=study,
+        config=config,
+        tracker=tracker,
+        records=records,
+        on_trial=on_trial,
+        on_progress=on_progress,
+    )
+
+    run.should_stop = should_stop
+    stop_flag = run.stop_flag
+    state, error = "completed", None
+    restore_sigint = _install_sigint(stop_flag)
+    _ACTIVE[search_id] = run
+    try:
+        if remaining > 0 and not run.stop():
+            _fit(run, config, space, store, remaining, trial_fn)
+        if stop_flag.is_set() and run.counts()[0] < config.budget:
+            state = "cancelled"
+    except KeyboardInterrupt:
+        state = "cancelled"
+    except NasError:
+        state, error = "failed", None
+        study.set_user_attr(ATTR["state"], "failed")
+        _mark_interrupted(study)
+        _finish_tracking(run, "failed")
+        raise
+    except Exception as exc:
+        log.exception("search %s failed", search_id)
+        state, error = "failed", f"{type(exc).__name__}: {exc}"
+    finally:
+        restore_sigint()
+        _ACTIVE.pop(search_id, None)
+    _mark_interrupted(study)
+    study.set_user_attr(ATTR["state"], state)
+    if error:
+        study.set_user_attr(ATTR["error"], error[:2000])
+    result = load_search(search_id, storage_url)
+    _finish_tracking(run, state, result)
+    return result
+
+
+def _finish_tracking(run: _Run, state: str, result: SearchResult | None = None) -> None:
+    try:
+        trials = result.trials if result else list(run.records.values())
+        pareto = result.pareto if result else compute_pareto(trials, run.config.objectives)
+        run.tracker.finish(
+            trials=trials, pareto=pareto, objectives=run.config.objectives, state=state
+        )
+    except Exception as exc:
+        log.warning("MLflow logging of the search summary failed: %s", exc)
+
+
+def _install_sigint(flag: threading.Event) -> Callable[[], None]:
+    """First Ctrl-C: stop cleanly (flag); second: KeyboardInterrupt. Main thread only."""
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum: int, frame: Any) -> None:
+        if flag.is_set():
+            raise KeyboardInterrupt
+        flag.set()
+
+    signal.signal(signal.SIGINT, handler)
+    return lambda: signal.signal(signal.SIGINT, previous)
+
+
+def _fit(
+    run: _Run,
+    config: SearchConfig,
+    space: Any,
+    store: Any,
+    remaining: int,
+    trial_fn: Callable[..., dict[str, Any]] | None,
+) -> None:
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no console tables
+    ensure_ray(config.ray_address)
+    from ray import tune
+
+    from nas.search.trainable import nas_trainable
+    from nas.space import suggest
+
+    device, gpus_per_trial, concurrency = _resources(config)
+    settings = _eval_settings(config, device)
+    seed = config.seed + len(run.records)  # a resumed search must not replay its first picks
+    sampler = make_sampler(config.sampler, seed=seed, budget=config.budget)
+
+    def define(trial: Any) -> dict[str, Any]:
+        arch = suggest(trial, space)
+        trial.set_user_attr(ATTR["arch"], jsonable(arch.to_dict()))
+        trial.set_user_attr(ATTR["arch_id"], arch.id)
+        return {"nas_arch": arch, "nas_number": trial.number}
+
+    searcher = _make_searcher(run, define, sampler, store)
+    home = workspace.home()
+    payload = {
+        "space": space,
+        "settings": settings,
+        "objectives": list(config.objectives),
+        "trial_fn": trial_fn,
+        "nas_home": str(home),
+        "threads": config.cpus_per_trial,
+        "weights_dir": None
+        if trial_fn is not None
+        else str(home / "searches" / run.search_id / "trials"),
+    }
+    resources = {"cpu": config.cpus_per_trial, "gpu": gpus_per_trial}
+    trainable = tune.with_parameters(nas_trainable, payload=payload)
+    trainable = tune.with_resources(trainable, resources)
+
+    class _Stop(tune.Stopper):
+        nas_search_id = run.search_id
+
+        def __call__(self, trial_id: str, result: dict) -> bool:
+            return False
+
+        def stop_all(self) -> bool:
+            active = _active(self.nas_search_id)
+            return active is None or active.stop()
+
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            num_samples=remaining,
+            max_concurrent_trials=min(concurrency, remaining),
+            reuse_actors=True,
+            trial_name_creator=lambda t: f"trial_{t.trial_id}",
+            trial_dirname_creator=lambda t: f"trial_{t.trial_id}",
+        ),
+        run_config=tune.RunConfig(
+            name=f"{run.search_id}-{stamp}",
+            storage_path=str(workspace.ray_results_dir()),
+            verbose=0,
+            stop=_Stop(),
+            failure_config=tune.FailureConfig(max_failures=0),
+            log_to_file=False,
+        ),
+    )
+    tuner.fit()

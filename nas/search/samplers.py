@@ -1,0 +1,48 @@
+"""Optuna samplers by name: a small registry that lists the valid names on a bad one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["make_sampler"]
+
+
+def _tpe(seed: int, budget: int) -> Any:
+    import optuna
+
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(2, budget // 5)))
+
+
+def _nsga2(seed: int, budget: int) -> Any:
+    import optuna
+
+    # The default population of 50 would make a whole 50-trial search random.
+    return optuna.samplers.NSGAIISampler(seed=seed, population_size=min(50, max(4, budget // 5)))
+
+
+def _random(seed: int, budget: int) -> Any:
+    import optuna
+
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def _gp(seed: int, budget: int) -> Any:
+    import optuna
+
+    return optuna.samplers.GPSampler(seed=seed, n_startup_trials=min(10, max(2, budget // 5)))
+
+
+_SAMPLERS: dict[str, Callable[[int, int], Any]] = {
+    "tpe": _tpe,
+    "nsga2": _nsga2,
+    "random": _random,
+    "gp": _gp,
+}
+
+
+def make_sampler(name: str, *, seed: int, budget: int) -> Any:
+    """A fresh Optuna sampler: ``tpe`` (default), ``nsga2``, ``random`` or ``gp``."""
+    if name not in _SAMPLERS:
+        raise ValueError(f"unknown sampler {name!r}; choose from {', '.join(_SAMPLERS)}")
+    return _SAMPLERS[name](seed, budget)

@@ -1,0 +1,259 @@
+"""The Optuna side of a search: storage, one study per search, reading trials back.
+
+A search is an Optuna study named ``<name>-<id>`` (or just ``<id>``) whose user attributes
+hold the search id, the config, the resolved space document, state and MLflow parent run id,
+so any process (CLI, service, ``optuna-dashboard``) can read it back from the SQL storage.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import secrets
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from nas.errors import NotFoundError
+from nas.pareto import pareto_front
+from nas.search.config import OBJECTIVES, SearchConfig
+from nas.search.records import SearchResult, TrialRecord
+
+if TYPE_CHECKING:
+    import optuna
+
+__all__ = [
+    "ATTR",
+    "SearchNotFound",
+    "TrialNotFound",
+    "compute_pareto",
+    "get_storage",
+    "list_searches",
+    "load_search",
+    "new_search_id",
+    "study_name_for",
+    "trial_record",
+]
+
+#: Keys of the study / trial user attributes this package writes.
+ATTR = {
+    "id": "nas.search_id",
+    "config": "nas.config",
+    "space": "nas.space",
+    "state": "nas.state",
+    "created": "nas.created_at",
+    "mlflow": "nas.mlflow_run_id",
+    "error": "nas.error",
+    "versions": "nas.versions",
+    # trial attributes
+    "arch": "nas.arch",
+    "arch_id": "nas.arch_id",
+    "metrics": "nas.metrics",
+    "feasible": "nas.feasible",
+    "run": "nas.mlflow_run_id",
+    "interrupted": "nas.interrupted",
+}
+
+
+class SearchNotFound(NotFoundError):
+    """No search with this id in the Optuna storage."""
+
+
+class TrialNotFound(NotFoundError):
+    """The search has no trial with this number."""
+
+
+def new_search_id() -> str:
+    """A fresh short id such as ``s3f9c2a1b``."""
+    return "s" + secrets.token_hex(4)
+
+
+def study_name_for(search_id: str, name: str | None) -> str:
+    """The Optuna study name: the id, prefixed with a slug of the search's name if any."""
+    if not name:
+        return search_id
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")[:60]
+    return f"{slug}-{search_id}" if slug else search_id
+
+
+_STORAGES: dict[str, Any] = {}
+
+
+def get_storage(url: str | None = None) -> optuna.storages.BaseStorage:
+    """An Optuna RDB storage for ``url`` (default: the workspace SQLite), cached per URL."""
+    import optuna
+
+    from nas import workspace
+
+    url = url or workspace.optuna_storage_url()
+    if url not in _STORAGES:
+        engine_kwargs: dict[str, Any] = {}
+        if url.startswith("sqlite"):
+            engine_kwargs["connect_args"] = {"timeout": 60}
+        else:
+            engine_kwargs["pool_pre_ping"] = True
+        try:
+            _STORAGES[url] = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        except Exception as exc:
+            from nas.errors import NasError
+
+            raise NasError(f"cannot open the Optuna storage {url!r}: {exc}") from exc
+    return _STORAGES[url]
+
+
+def _summaries(storage: optuna.storages.BaseStorage) -> list[Any]:
+    import optuna
+
+    return [
+        s
+        for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
+        if ATTR["id"] in s.user_attrs
+    ]
+
+
+def find_study_name(search_id: str, storage: optuna.storages.BaseStorage) -> str | None:
+    """The study name of ``search_id``, or None when the storage has no such search."""
+    for s in _summaries(storage):
+        if s.user_attrs.get(ATTR["id"]) == search_id:
+            return s.study_name
+    return None
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(float(value))
+
+
+def trial_record(trial: optuna.trial.FrozenTrial, objectives: list[str]) -> TrialRecord:
+    """A :class:`TrialRecord` from an Optuna trial of a search."""
+    attrs = trial.user_attrs
+    metrics = attrs.get(ATTR["metrics"]) or {}
+    values: dict[str, float] = {}
+    if trial.values is not None:
+        values = {o: float(v) for o, v in zip(objectives, trial.values, strict=False)}
+    constraints = trial.constraints
+    feasible = all(v <= 0 for v in constraints.values()) if constraints else True
+    return TrialRecord(
+        number=trial.number,
+        state=trial.state.name,
+        params=dict(trial.params),
+        arch=attrs.get(ATTR["arch"]),
+        arch_id=attrs.get(ATTR["arch_id"]),
+        values=values,
+        metrics=metrics,
+        feasible=feasible,
+        mlflow_run_id=attrs.get(ATTR["run"]),
+        error=attrs.get(ATTR["error"]),
+        started_at=trial.datetime_start,
+        finished_at=trial.datetime_complete,
+        interrupted=bool(attrs.get(ATTR["interrupted"], False)),
+    )
+
+
+def compute_pareto(trials: list[TrialRecord], objectives: list[str]) -> list[TrialRecord]:
+    """Complete trials on the feasible Pareto front of ``objectives`` (see :mod:`nas.pareto`)."""
+    done = [
+        t
+        for t in trials
+        if t.state == "COMPLETE" and all(_finite(t.values.get(o)) for o in objectives)
+    ]
+    rows = [[t.values[o] for o in objectives] for t in done]
+    idx = pareto_front(rows, [OBJECTIVES[o] for o in objectives], [t.feasible for t in done])
+    return [done[i] for i in idx]
+
+
+def _state(attrs: dict[str, Any]) -> str:
+    return str(attrs.get(ATTR["state"], "running"))
+
+
+def _created(attrs: dict[str, Any]) -> datetime | None:
+    raw = attrs.get(ATTR["created"])
+    return datetime.fromisoformat(raw) if raw else None
+
+
+def load_search(search_id: str, storage: str | None = None) -> SearchResult:
+    """A search with all its trials and its Pareto front, read back from the Optuna storage."""
+    import optuna
+
+    store = get_storage(storage)
+    study_name = find_study_name(search_id, store)
+    if study_name is None:
+        raise SearchNotFound(
+            f"no search {search_id!r} in {_describe(storage)}; `nas searches` lists them"
+        )
+    study = optuna.load_study(study_name=study_name, storage=store)
+    attrs = study.user_attrs
+    config = SearchConfig.model_validate(attrs[ATTR["config"]])
+    trials = [trial_record(t, config.objectives) for t in study.get_trials(deepcopy=False)]
+    return SearchResult(
+        search_id=search_id,
+        study_name=study_name,
+        state=_state(attrs),
+        config=config,
+        trials=trials,
+        pareto=compute_pareto(trials, config.objectives),
+        mlflow_run_id=attrs.get(ATTR["mlflow"]),
+        created_at=_created(attrs),
+        error=attrs.get(ATTR["error"]),
+    )
+
+
+def list_searches(storage: str | None = None) -> list[dict[str, Any]]:
+    """One summary dict per search in the storage, newest first."""
+    import optuna
+
+    store = get_storage(storage)
+    out = []
+    for s in _summaries(store):
+        attrs = s.user_attrs
+        config = attrs.get(ATTR["config"]) or {}
+        space = config.get("space")
+        counts = {"COMPLETE": 0, "FAIL": 0, "RUNNING": 0}
+        study = optuna.load_study(study_name=s.study_name, storage=store)
+        for t in study.get_trials(deepcopy=False):
+            if t.state.name == "FAIL" and t.user_attrs.get(ATTR["interrupted"]):
+                continue
+            counts[t.state.name] = counts.get(t.state.name, 0) + 1
+        out.append(
+            {
+                "search_id": attrs[ATTR["id"]],
+                "study_name": s.study_name,
+                "name": config.get("name"),
+                "state": _state(attrs),
+                "space": space if isinstance(space, str) else "<inline>",
+                "objectives": config.get("objectives"),
+                "sampler": config.get("sampler"),
+                "budget": config.get("budget"),
+                "complete": counts["COMPLETE"],
+                "failed": counts["FAIL"],
+                "running": counts["RUNNING"],
+                "created_at": attrs.get(ATTR["created"]),
+                "mlflow_run_id": attrs.get(ATTR["mlflow"]),
+            }
+        )
+    out.sort(key=lambda d: d["created_at"] or "", reverse=True)
+    return out
+
+
+def _describe(storage: str | None) -> str:
+    from nas import workspace
+
+    url = storage or workspace.optuna_storage_url()
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+
+
+def now_iso() -> str:
+    """The current UTC time as an ISO string (stored in study attributes)."""
+    return datetime.now(UTC).isoformat()
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` made JSON-safe for Optuna attributes (NaN/inf become None)."""
+    return json.loads(json.dumps(value, default=_default), parse_constant=lambda _: None)
+
+
+def _default(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, tuple | set):
+        return list(obj)
+    return str(obj)

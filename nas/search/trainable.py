@@ -1,0 +1,95 @@
+"""The Ray Tune function trainable: evaluates one architecture inside a Ray worker.
+
+It never raises for a bad candidate: an exception, an out-of-memory error or a NaN objective
+becomes a result with ``nas_failed=True`` and the error text, which the searcher turns into a
+FAIL Optuna trial (Ray's OptunaSearch would otherwise leave the trial RUNNING or mis-mark it).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["evaluate_candidate", "nas_trainable"]
+
+FAILED = "nas_failed"
+ERROR = "nas_error"
+METRICS = "nas_metrics"
+
+
+def evaluate_candidate(
+    space: Any,
+    arch: Any,
+    settings: Any,
+    objectives: list[str],
+    trial_fn: Callable[..., dict[str, Any]] | None,
+    weights_path: Path | None,
+) -> dict[str, Any]:
+    """Run the trial function and turn its outcome into a flat result dict (never raises)."""
+    try:
+        if trial_fn is None:
+            from nas.evaluation import evaluate
+
+            if weights_path is not None:
+                weights_path.parent.mkdir(parents=True, exist_ok=True)
+            metrics = evaluate(space, arch, settings, weights_path=weights_path)
+        else:
+            metrics = trial_fn(space, arch, settings)
+        metrics = dict(metrics)
+        for name in objectives:
+            value = metrics.get(name)
+            if not isinstance(value, int | float) or not math.isfinite(float(value)):
+                raise ValueError(f"objective {name!r} is {value!r}, not a finite number")
+    except BaseException as exc:  # a trial must fail, not the search
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
+        kind = "out of memory" if _is_oom(exc) else type(exc).__name__
+        text = f"{kind}: {exc}".strip()
+        tb = traceback.format_exc(limit=6)
+        return {FAILED: True, ERROR: text[:2000], "nas_traceback": tb[-4000:]}
+    result: dict[str, Any] = {FAILED: False, METRICS: json.dumps(metrics, default=_jsonify)}
+    for name in objectives:
+        result[name] = float(metrics[name])
+    return result
+
+
+def _jsonify(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    return str(obj)
+
+
+def _is_oom(exc: BaseException) -> bool:
+    if isinstance(exc, MemoryError):
+        return True
+    name = type(exc).__name__
+    return name == "OutOfMemoryError" or "out of memory" in str(exc).lower()
+
+
+def nas_trainable(config: dict[str, Any], payload: dict[str, Any]) -> None:
+    """Ray Tune function trainable: one report with every objective, or a failure marker."""
+    from ray import tune
+
+    os.environ["NAS_HOME"] = payload["nas_home"]
+    threads = int(payload["threads"])
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    weights_dir = payload.get("weights_dir")
+    number = int(config["nas_number"])
+    weights_path = Path(weights_dir) / f"{number}.pt" if weights_dir else None
+    result = evaluate_candidate(
+        payload["space"],
+        config["nas_arch"],
+        payload["settings"],
+        payload["objectives"],
+        payload.get("trial_fn"),
+        weights_path,
+    )
+    result["nas_number"] = number
+    tune.report(result)
