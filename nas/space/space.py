@@ -1,0 +1,427 @@
+"""``SearchSpace``: a space document checked against the backbone and the block registry.
+
+Checking resolves, for every stage, the blocks it offers and each block's hyperparameter
+choices. The choices depend on the space alone (never on what a trial picked earlier), so an
+Optuna parameter has the same choices in every trial: a block or value is offered only if it
+is valid for every channel count the stage can have, and a block's hyperparameter choices
+form a box (every combination of the offered values is valid).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from nas.backbones import Family, StageSpec, get_family
+from nas.backbones.stage import Site, site_error, site_is_valid
+from nas.blocks import UnknownBlockError, get_spec, list_blocks
+from nas.space.errors import SpaceError
+from nas.space.schema import SpaceDocument, StageDocument
+
+__all__ = ["SearchSpace", "StageChoices", "decode_value", "encode_value", "resolve_space"]
+
+Value = Any
+
+
+def encode_value(value: Value) -> bool | int | float | str:
+    """The Optuna choice for a hyperparameter value (a tuple becomes ``"3,5,7,9"``)."""
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return value
+
+
+def decode_value(choices: Sequence[Value], encoded: Any) -> Value:
+    """The value among ``choices`` whose encoding is ``encoded``; ``KeyError`` if none."""
+    for value in choices:
+        if encode_value(value) == encoded and type(encode_value(value)) is type(encoded):
+            return value
+    raise KeyError(encoded)
+
+
+class StageChoices(BaseModel):
+    """What one stage offers: structure choices, blocks, and each block's hyperparameters."""
+
+    model_config = ConfigDict(frozen=True)
+
+    stride: int
+    width: tuple[int, ...]
+    depth: tuple[int, ...]
+    expansion: tuple[int, ...]
+    kernel: tuple[int, ...]
+    attention: tuple[str, ...]
+    hparams: dict[str, dict[str, tuple[Any, ...]]]
+    """``{block: {param: choices}}`` for every offered block (every parameter listed)."""
+    resolution: tuple[int, int]
+    """Spatial size of the stage's output for the space's input shape."""
+
+    def size(self) -> int:
+        """Distinct settings of this stage."""
+        structure = len(self.width) * len(self.depth) * len(self.expansion) * len(self.kernel)
+        blocks = sum(math.prod(len(c) for c in self.hparams[b].values()) for b in self.attention)
+        return structure * blocks
+
+    def to_dict(self) -> dict[str, Any]:
+        def one_or_list(values: tuple[int, ...]) -> int | list[int]:
+            return values[0] if len(values) == 1 else list(values)
+
+        return {
+            "width": one_or_list(self.width),
+            "depth": one_or_list(self.depth),
+            "stride": self.stride,
+            "expansion": one_or_list(self.expansion),
+            "kernel": one_or_list(self.kernel),
+            "attention": list(self.attention),
+            "hparams": {
+                block: {p: [_plain(v) for v in vs] for p, vs in params.items()}
+                for block, params in self.hparams.items()
+                if params
+            },
+        }
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+class SearchSpace(BaseModel):
+    """A checked search space; build it with :func:`nas.space.load_space` or ``parse_space``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    description: str = ""
+    backbone: str
+    input_shape: tuple[int, int, int]
+    num_classes: int | None
+    small_input: bool
+    placement: str
+    stem_width: int
+    head_width: int | None
+    stages: tuple[StageChoices, ...]
+    source: str = "<inline>"
+
+    def size(self) -> int:
+        """Number of distinct architectures (exact)."""
+        return math.prod(s.size() for s in self.stages)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A space document (JSON/YAML-ready) that parses back to an equal space."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "backbone": self.backbone,
+            "input_shape": list(self.input_shape),
+            "num_classes": self.num_classes,
+            "small_input": self.small_input,
+            "placement": self.placement,
+            "stem_width": self.stem_width,
+            "head_width": self.head_width,
+            "stages": [s.to_dict() for s in self.stages],
+        }
+
+    def parameters(self) -> dict[str, list[bool | int | float | str]]:
+        """Every Optuna parameter the space can suggest, with its choices, in order."""
+        params: dict[str, list[bool | int | float | str]] = {}
+        for i, stage in enumerate(self.stages):
+            for name in ("width", "depth", "expansion", "kernel"):
+                values = getattr(stage, name)
+                if len(values) > 1:
+                    params[f"stage{i}.{name}"] = list(values)
+            if len(stage.attention) > 1:
+                params[f"stage{i}.attention"] = list(stage.attention)
+            for block in stage.attention:
+                for param, values in stage.hparams[block].items():
+                    if len(values) > 1:
+                        params[f"stage{i}.{block}.{param}"] = [encode_value(v) for v in values]
+        return params
+
+
+# --------------------------------------------------------------------------------------------
+# Resolution: document -> SearchSpace
+
+
+def _field_path(loc: Sequence[int | str]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part in ("list[...]", "int", "constrained-int", "literal['all']", "str"):
+            continue  # pydantic's union-branch markers
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def validate_document(data: Any, source: str) -> SpaceDocument:
+    """Validate the raw document; errors become :class:`SpaceError` with the field path."""
+    if not isinstance(data, Mapping):
+        raise SpaceError(source, "", f"a space must be a mapping, got {type(data).__name__}")
+    try:
+        return SpaceDocument.model_validate(dict(data))
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = errors[0]
+        loc = first["loc"]
+        # A union reports one error per branch: prefer the most specific (longest) one.
+        same = [
+            e for e in errors if e["loc"][: len(loc)] == loc or loc[: len(e["loc"])] == e["loc"]
+        ]
+        best = max(same, key=lambda e: len(e["loc"]))
+        msg = best["msg"]
+        if best["type"] == "missing":
+            msg = "required field is missing"
+        elif best["type"] == "extra_forbidden":
+            msg = "unknown field"
+        return _raise(source, _field_path(best["loc"]), msg)
+
+
+def _raise(source: str, field: str, reason: str) -> Any:
+    raise SpaceError(source, field, reason)
+
+
+def _as_tuple(value: int | list[int] | None, default: int) -> tuple[int, ...]:
+    if value is None:
+        return (default,)
+    return tuple(value) if isinstance(value, list) else (value,)
+
+
+def _box(
+    is_valid: Callable[[dict[str, Any]], bool],
+    names: list[str],
+    domains: list[tuple[Any, ...]],
+    defaults: Sequence[Any],
+) -> list[tuple[Any, ...]] | None:
+    """A box of choices (one list per parameter) whose every combination is valid.
+
+    It starts from the valid combination closest to the defaults and adds values in domain
+    order whenever the box stays valid, so independent rules give every valid value and a
+    joint rule (PSA: one group per kernel) keeps the values that go with the defaults.
+    ``None`` when no combination is valid.
+    """
+    combos = list(itertools.product(*domains))
+    combos.sort(key=lambda c: sum(v != d for v, d in zip(c, defaults, strict=True)))
+    anchor = next((c for c in combos if is_valid(dict(zip(names, c, strict=True)))), None)
+    if anchor is None:
+        return None
+    values = [[v] for v in anchor]
+    for j, dom in enumerate(domains):
+        for v in dom:
+            if v in values[j]:
+                continue
+            others = [vs for k, vs in enumerate(values) if k != j]
+            if all(
+                is_valid(dict(zip(names, (*c[:j], v, *c[j:]), strict=True)))
+                for c in itertools.product(*others)
+            ):
+                values[j].append(v)
+    # Keep the domain order of the values.
+    return [tuple(v for v in dom if v in values[j]) for j, dom in enumerate(domains)]
+
+
+def _normalise(param: Any, value: Any) -> Any:
+    """A YAML value as the block expects it (lists become tuples for tuple parameters)."""
+    if isinstance(param.default, tuple) and isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+def resolve_space(data: Any, source: str, default_name: str = "inline") -> SearchSpace:
+    """Check a raw space document and resolve every stage's choices."""
+    doc = validate_document(data, source)
+    try:
+        family = get_family(doc.backbone)
+    except KeyError as exc:
+        raise SpaceError(source, "backbone", str(exc.args[0])) from None
+    if doc.placement not in family.placements:
+        raise SpaceError(
+            source,
+            "placement",
+            f"{doc.placement!r} is not supported by {family.name} "
+            f"(supported: {', '.join(family.placements)})",
+        )
+    if family.head_width is None and doc.head_width is not None:
+        raise SpaceError(source, "head_width", f"{family.name} has no head conv")
+    stem_width = doc.stem_width or family.stem_width
+    head_width = (doc.head_width or family.head_width) if family.head_width else None
+
+    def check_names(names: Any, path: str) -> None:
+        if names is None or names == "all":
+            return
+        for j, name in enumerate(names):
+            try:
+                get_spec(name)
+            except UnknownBlockError as exc:
+                raise SpaceError(source, f"{path}[{j}]", str(exc)) from None
+
+    check_names(doc.attention, "attention")
+    prev_outs = {stem_width}
+    size = [doc.input_shape[1], doc.input_shape[2]]
+    stride = family.stem_stride(doc.small_input)
+    size = [math.ceil(s / stride) for s in size]
+    stages = []
+    for i, st in enumerate(doc.stages):
+        stages.append(_resolve_stage(i, st, doc, family, prev_outs, source, check_names, size))
+        prev_outs = {
+            family.out_channels(StageSpec(width=w, depth=1, stride=1, expansion=e))
+            for w in stages[-1].width
+            for e in stages[-1].expansion
+        }
+        size = list(stages[-1].resolution)
+    return SearchSpace(
+        name=doc.name or default_name,
+        description=doc.description,
+        backbone=doc.backbone,
+        input_shape=tuple(doc.input_shape),
+        num_classes=doc.num_classes,
+        small_input=doc.small_input,
+        placement=doc.placement,
+        stem_width=stem_width,
+        head_width=head_width,
+        stages=tuple(stages),
+        source=source,
+    )
+
+
+def _resolve_stage(
+    i: int,
+    st: StageDocument,
+    doc: SpaceDocument,
+    family: Family,
+    prev_outs: set[int],
+    source: str,
+    check_names: Callable[[Any, str], None],
+    size: list[int],
+) -> StageChoices:
+    path = f"stages[{i}]"
+    widths = _as_tuple(st.width, 0)
+    depths = _as_tuple(st.depth, 1)
+    expansions = _as_tuple(st.expansion, family.default_expansion)
+    kernels = _as_tuple(st.kernel, 3)
+    attention = st.attention if st.attention is not None else doc.attention
+    check_names(st.attention, f"{path}.attention")
+    explicit = attention != "all"
+    candidates = list(attention) if explicit else list_blocks()
+    # Narrowed domains: the stage's own override the space-wide ones, parameter by parameter.
+    narrowed: dict[str, dict[str, tuple[str, list[Any]]]] = {}
+    for where, domains in (("hparams", doc.hparams), (f"{path}.hparams", st.hparams or {})):
+        for block, params in domains.items():
+            try:
+                spec = get_spec(block)
+            except Exception as exc:
+                raise SpaceError(source, f"{where}.{block}", str(exc)) from None
+            if where != "hparams" and block not in candidates:
+                raise SpaceError(
+                    source, f"{where}.{block}", f"{block} is not among this stage's attention"
+                )
+            known = {h.name: h for h in spec.hparams}
+            for param, values in params.items():
+                if param not in known:
+                    raise SpaceError(
+                        source,
+                        f"{where}.{block}.{param}",
+                        f"not a parameter of {block} (known: {', '.join(known) or 'none'})",
+                    )
+                hp = known[param]
+                norm = [_normalise(hp, v) for v in values]
+                for v in norm:
+                    broken = hp.check(v) if hp.check else None
+                    if broken:
+                        raise SpaceError(
+                            source, f"{where}.{block}.{param}", f"value {v!r} {broken}"
+                        )
+                narrowed.setdefault(block, {})[param] = (f"{where}.{block}.{param}", norm)
+
+    placement = doc.placement
+    offered: list[str] = []
+    hparams: dict[str, dict[str, tuple[Any, ...]]] = {}
+    for block in candidates:
+        spec = get_spec(block)
+        sites: set[Site] = set()
+        for prev, w, e, d in itertools.product(prev_outs, widths, expansions, depths):
+            stage = StageSpec(
+                width=w,
+                depth=d,
+                stride=st.stride,
+                expansion=e,
+                attention=block,
+                placement=placement,
+            )
+            sites |= family.attention_sites(prev, stage)
+        if not sites:  # no attention at this stage (MobileNetV2 expansion-1 blocks)
+            if block == "none":
+                offered.append(block)
+                hparams[block] = {}
+            elif explicit:
+                raise SpaceError(
+                    source,
+                    f"{path}.attention",
+                    f"{block}: blocks with expansion 1 carry no attention; offer only none",
+                )
+            continue
+        names = [h.name for h in spec.hparams]
+        mine = narrowed.get(block, {})
+        domains = [tuple(mine[h.name][1]) if h.name in mine else h.domain for h in spec.hparams]
+
+        def valid(hp: dict[str, Any], block: str = block, sites: set[Site] = sites) -> bool:
+            return all(site_is_valid(block, s, hp) for s in sites)
+
+        box = _box(valid, names, domains, [spec.defaults()[n] for n in names])
+        if box is None:
+            if explicit:
+                reason = _why(block, sites, names, domains)
+                raise SpaceError(
+                    source, f"{path}.attention", f"{block} is valid in no setting here: {reason}"
+                )
+            continue
+        for j, name in enumerate(names):
+            if name in mine:
+                dropped = [v for v in domains[j] if v not in box[j]]
+                if dropped:
+                    bad = dropped[0]
+                    fixed = {n: box[k][0] for k, n in enumerate(names) if k != j}
+                    reason = _why(block, sites, [name], [(bad,)], fixed)
+                    alone = [d if k != j else (bad,) for k, d in enumerate(domains)]
+                    if _box(valid, names, alone, [d[0] for d in alone]) is None:
+                        reason = f"value {_plain(bad)!r} is invalid for this stage: {reason}"
+                    else:
+                        reason = (
+                            f"value {_plain(bad)!r} cannot be offered together with the "
+                            f"stage's other choices ({reason}); narrow the domains"
+                        )
+                    raise SpaceError(source, mine[name][0], reason)
+        offered.append(block)
+        hparams[block] = {name: box[j] for j, name in enumerate(names)}
+    if not offered:
+        raise SpaceError(source, f"{path}.attention", "no block is valid at this stage")
+    resolution = (math.ceil(size[0] / st.stride), math.ceil(size[1] / st.stride))
+    return StageChoices(
+        stride=st.stride,
+        width=widths,
+        depth=depths,
+        expansion=expansions,
+        kernel=kernels,
+        attention=tuple(offered),
+        hparams=hparams,
+        resolution=resolution,
+    )
+
+
+def _why(
+    block: str,
+    sites: set[Site],
+    names: list[str],
+    domains: list[tuple[Any, ...]],
+    fixed: Mapping[str, Any] | None = None,
+) -> str:
+    """The first rule a combination of ``domains`` breaks at one of ``sites``."""
+    for combo in itertools.product(*domains):
+        hp = dict(fixed or {}) | dict(zip(names, combo, strict=True))
+        for site in sorted(sites):
+            error = site_error(block, site, hp)
+            if error:
+                return error
+    return "no combination of its hyperparameters is valid at every channel count of the stage"
