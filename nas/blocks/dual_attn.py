@@ -50,11 +50,15 @@ class ChannelAttentionModule(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
-        flat = x.reshape(b, c, h * w)
-        energy = torch.bmm(flat, flat.transpose(1, 2))  # (B, C, C)
-        energy = energy.amax(dim=-1, keepdim=True) - energy
-        att = torch.softmax(energy, dim=-1)
-        return self.gamma * torch.bmm(att, flat).reshape(b, c, h, w)
+        # X X^T sums H*W products: kept in float32 even under autocast so that it cannot
+        # overflow to inf (inf - inf would turn rowmax - energy into NaN)
+        with torch.autocast(x.device.type, enabled=False):
+            flat = x.reshape(b, c, h * w).float()
+            energy = torch.bmm(flat, flat.transpose(1, 2))  # (B, C, C)
+            energy = energy.amax(dim=-1, keepdim=True) - energy
+            att = torch.softmax(energy, dim=-1)
+            out = torch.bmm(att, flat).reshape(b, c, h, w).to(x.dtype)
+        return self.gamma * out
 
 
 class DualAttention(nn.Module):

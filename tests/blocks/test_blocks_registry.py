@@ -148,3 +148,12 @@ def test_cuda_matches_cpu(name: str) -> None:
     out = block(x.to("cuda"))
     out.sum().backward()
     assert all(p.grad is not None for p in block.parameters())
+
+
+@pytest.mark.parametrize("name", BLOCKS)
+def test_runs_under_autocast_and_inference_mode(name: str) -> None:
+    block = create_block(name, 32, **config_for(name, 32)).eval()
+    x = torch.randn(2, 32, 7, 5)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        y = block(x)
+    assert y.shape == x.shape and torch.isfinite(y).all()

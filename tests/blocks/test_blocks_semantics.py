@@ -220,3 +220,13 @@ def test_dual_attention_reference() -> None:
     a_c = torch.softmax(energy.amax(-1, keepdim=True) - energy, dim=-1)
     c_out = (a_c @ flat).reshape_as(x)
     torch.testing.assert_close(block(x), x + pam.gamma * p_out + block.cam.gamma * c_out)
+
+
+def test_channel_attention_energy_does_not_overflow_in_half_precision() -> None:
+    block = create_block("da", 16).eval()
+    with torch.no_grad():
+        block.cam.gamma.fill_(1.0)
+    x = torch.randn(1, 16, 40, 40) * 60  # X X^T entries ~ 1600 * 3600, beyond float16's range
+    with torch.no_grad():
+        out = block.half()(x.half())
+    assert torch.isfinite(out).all()
