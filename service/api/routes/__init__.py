@@ -1,0 +1,7 @@
+"""One ``APIRouter`` per resource."""
+
+from __future__ import annotations
+
+from service.api.routes import blocks, health, searches, spaces
+
+__all__ = ["blocks", "health", "searches", "spaces"]

@@ -1,0 +1,343 @@
+"""Pydantic I/O schemas: one family per resource (``SearchCreate``, ``SearchPublic``,
+``SearchesPublic`` ...), and the error body every 4xx uses."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = [
+    "OBJECTIVE_DIRECTIONS",
+    "BlockPublic",
+    "BlocksPublic",
+    "ErrorResponse",
+    "HParamPublic",
+    "Health",
+    "ParetoPoint",
+    "ParetoPublic",
+    "SearchCreate",
+    "SearchLinks",
+    "SearchProgress",
+    "SearchPublic",
+    "SearchTimings",
+    "SearchesPublic",
+    "SpacePublic",
+    "SpaceSummary",
+    "SpacesPublic",
+    "Status",
+    "TrialPublic",
+    "TrialsPublic",
+]
+
+Status = Literal["queued", "running", "completed", "failed", "cancelled"]
+Objective = Literal["accuracy", "latency_ms", "params", "flops"]
+OBJECTIVE_DIRECTIONS: dict[str, str] = {
+    "accuracy": "maximize",
+    "latency_ms": "minimize",
+    "params": "minimize",
+    "flops": "minimize",
+}
+"""Direction of every objective a search may optimise (as in nas.search)."""
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+class ErrorResponse(BaseModel):
+    """Body of every error response: ``detail`` says what went wrong and what to fix."""
+
+    detail: str = Field(description="What went wrong and what to change.")
+    errors: list[dict[str, Any]] | None = Field(
+        default=None, description="For 422: one entry per invalid field (loc, msg, type)."
+    )
+
+
+class SearchCreate(BaseModel):
+    """A search request; mirrors ``nas search`` and ``nas.search.SearchConfig``.
+
+    Storage, MLflow and Ray locations are the service's settings, not the request's.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        allow_inf_nan=False,
+        json_schema_extra={
+            "examples": [
+                {
+                    "space": "tiny",
+                    "budget": 4,
+                    "objectives": ["accuracy", "latency_ms"],
+                    "dataset": "synthetic",
+                    "epochs": 1,
+                    "name": "tiny-demo",
+                }
+            ]
+        },
+    )
+
+    space: str | dict[str, Any] = Field(
+        default="mobile",
+        description="A shipped space name (see GET /spaces), or an inline space document: "
+        "a JSON object, or YAML text (parsed with yaml.safe_load). File paths are refused.",
+    )
+    budget: int = Field(
+        default=50,
+        ge=1,
+        le=100_000,
+        description="Number of trials to finish (complete + failed); at most the service's "
+        "NAS_MAX_BUDGET.",
+    )
+    objectives: list[Objective] = Field(
+        default_factory=lambda: ["accuracy", "latency_ms"],
+        min_length=1,
+        max_length=4,
+        description="Objectives: accuracy (max), latency_ms (min), params (min), flops (min).",
+    )
+    sampler: Literal["tpe", "nsga2", "random", "gp"] = Field(
+        default="tpe", description="Optuna sampler."
+    )
+    dataset: Literal["digits", "synthetic", "cifar10", "imagefolder"] = Field(
+        default="digits", description="Training data of every trial."
+    )
+    data_dir: str | None = Field(
+        default=None,
+        max_length=500,
+        description="For cifar10/imagefolder: a folder relative to the service's NAS_DATA_ROOT.",
+    )
+    epochs: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000,
+        description="Training epochs per trial (default: the space's).",
+    )
+    batch_size: int | None = Field(default=None, ge=1, le=65536, description="Batch size.")
+    lr: float | None = Field(default=None, gt=0, le=10, description="Learning rate.")
+    device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="Device.")
+    gpus_per_trial: float = Field(default=0, ge=0, le=64, description="GPUs per trial.")
+    cpus_per_trial: int = Field(default=1, ge=1, le=1024, description="CPUs per trial.")
+    concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000,
+        description="Trials at once (default: what the resources allow); at most the "
+        "service's NAS_MAX_CONCURRENCY.",
+    )
+    max_latency_ms: float | None = Field(
+        default=None,
+        gt=0,
+        description="Latency budget: trials slower than this are infeasible.",
+    )
+    name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="A label for the search (printable text).",
+    )
+    seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Random seed.")
+
+    @field_validator("objectives")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"objectives must be distinct, got {value}")
+        return value
+
+
+class SearchLinks(BaseModel):
+    """Where to read more about a search."""
+
+    self: str
+    trials: str
+    pareto: str
+    pareto_png: str
+    cancel: str
+
+
+class SearchProgress(BaseModel):
+    """How far a search is."""
+
+    done: int = Field(description="Finished trials (complete + failed).")
+    failed: int = Field(description="Failed trials.")
+    budget: int = Field(description="Trials the search finishes.")
+    front_size: int = Field(description="Points on the Pareto front so far.")
+    fraction: float = Field(description="done / budget.")
+    eta_s: float | None = Field(default=None, description="Estimated seconds left.")
+
+
+class SearchTimings(BaseModel):
+    """When a search was created, started, finished (UTC) and how long it has run."""
+
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    updated_at: datetime
+    run_seconds: float = Field(description="Seconds spent running (over all attempts).")
+
+    @field_validator("created_at", "started_at", "finished_at", "updated_at")
+    @classmethod
+    def _as_utc(cls, value: datetime | None) -> datetime | None:
+        return _utc(value)
+
+
+class SearchPublic(BaseModel):
+    """A search as the API shows it."""
+
+    id: str
+    name: str | None = None
+    status: Status
+    space: str = Field(description="The space's name (or '<inline>').")
+    budget: int
+    objectives: list[str]
+    config: dict[str, Any] = Field(description="The request, as the worker runs it.")
+    progress: SearchProgress
+    timings: SearchTimings
+    mlflow_run_id: str | None = Field(default=None, description="The MLflow parent run.")
+    study_name: str | None = Field(default=None, description="The Optuna study.")
+    error: str | None = Field(default=None, description="Why the search failed.")
+    cancel_requested: bool = False
+    attempts: int = Field(default=0, description="Times a worker started this search.")
+    worker_id: str | None = None
+    links: SearchLinks
+
+
+class SearchesPublic(BaseModel):
+    """A page of searches, newest first."""
+
+    data: list[SearchPublic]
+    count: int = Field(description="Searches matching the filter (all pages).")
+    limit: int
+    offset: int
+
+
+class TrialPublic(BaseModel):
+    """One trial of a search."""
+
+    trial_id: int = Field(description="The trial's id in the service.")
+    number: int = Field(description="The trial's number in its search (0, 1, ...).")
+    state: str
+    params: dict[str, Any] = Field(description="The sampled Optuna parameters.")
+    arch: dict[str, Any] | None = None
+    arch_id: str | None = None
+    values: dict[str, float | None] = Field(description="Objective name -> value.")
+    metrics: dict[str, Any] = Field(description="Everything the evaluation measured.")
+    num_params: int | None = Field(default=None, description="Parameter count.")
+    flops: int | None = Field(default=None, description="FLOPs of one forward pass.")
+    feasible: bool
+    on_front: bool
+    interrupted: bool = Field(
+        default=False,
+        description="Stopped by a cancel or a crash; not counted in the budget.",
+    )
+    mlflow_run_id: str | None = None
+    error: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @field_validator("started_at", "finished_at")
+    @classmethod
+    def _as_utc(cls, value: datetime | None) -> datetime | None:
+        return _utc(value)
+
+
+class TrialsPublic(BaseModel):
+    """A page of trials, by number."""
+
+    data: list[TrialPublic]
+    count: int
+    limit: int
+    offset: int
+
+
+class ParetoPoint(BaseModel):
+    """A point of the Pareto front."""
+
+    trial_id: int
+    number: int
+    arch_id: str | None = None
+    arch: dict[str, Any] | None = Field(default=None, description="The architecture (JSON).")
+    values: dict[str, float | None] = Field(description="Objective name -> value.")
+    num_params: int | None = Field(default=None, description="Parameter count.")
+    flops: int | None = Field(default=None, description="FLOPs of one forward pass.")
+    feasible: bool
+    mlflow_run_id: str | None = None
+
+
+class ParetoPublic(BaseModel):
+    """The Pareto front of a search's complete trials (feasible ones first)."""
+
+    search_id: str
+    status: Status
+    objectives: list[str]
+    directions: list[str]
+    data: list[ParetoPoint]
+    count: int
+
+
+class SpaceSummary(BaseModel):
+    """A shipped search space, briefly."""
+
+    name: str
+    backbone: str | None = None
+    input_shape: list[int] | None = None
+    num_stages: int | None = None
+    size: float | None = Field(default=None, description="Distinct architectures (approx.).")
+    error: str | None = Field(default=None, description="Why the space file does not load.")
+    link: str
+
+
+class SpacesPublic(BaseModel):
+    """Every shipped search space."""
+
+    data: list[SpaceSummary]
+    count: int
+
+
+class SpacePublic(BaseModel):
+    """A search space in full."""
+
+    name: str
+    size: float | None = None
+    document: dict[str, Any] = Field(description="The validated space (as POST accepts it).")
+
+
+class HParamPublic(BaseModel):
+    """One hyperparameter of an attention block."""
+
+    name: str
+    type: str
+    default: Any
+    domain: list[Any]
+    doc: str = ""
+
+
+class BlockPublic(BaseModel):
+    """An attention block a search space may use."""
+
+    name: str
+    paper: str = ""
+    summary: str = ""
+    supports_conv: bool = False
+    hparams: list[HParamPublic]
+
+
+class BlocksPublic(BaseModel):
+    """Every registered attention block."""
+
+    data: list[BlockPublic]
+    count: int
+
+
+class Health(BaseModel):
+    """Liveness and database reachability."""
+
+    status: Literal["ok", "degraded"]
+    database: Literal["ok", "unreachable"]
+    version: str
+    queued: int | None = None
+    running: int | None = None
