@@ -39,7 +39,7 @@ from nas.search.store import (
 )
 from nas.search.trainable import ERROR, FAILED, METRICS
 
-__all__ = ["ensure_ray", "run_search"]
+__all__ = ["ensure_ray", "eval_settings", "run_search"]
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,8 @@ def _load_space(spec: str | dict[str, Any]) -> Any:
     return parse_space(spec) if isinstance(spec, dict) else load_space(spec)
 
 
-def _eval_settings(config: SearchConfig, device: str) -> Any:
+def eval_settings(config: SearchConfig, device: str) -> Any:
+    """The :class:`nas.evaluation.EvalSettings` of every trial of a search."""
     from pydantic import ValidationError
 
     from nas.evaluation import EvalSettings
@@ -112,6 +113,27 @@ def _eval_settings(config: SearchConfig, device: str) -> Any:
         return EvalSettings(**{k: v for k, v in fields.items() if v is not None})
     except ValidationError as exc:
         raise NasError(f"invalid evaluation settings: {exc}") from exc
+
+
+def _preflight(space: Any, config: SearchConfig) -> None:
+    """Load the dataset once in the driver, so a wrong dataset fails the search, not each trial."""
+    from nas.evaluation import load_dataset
+
+    settings = eval_settings(config, "cpu")
+    data = load_dataset(
+        settings.dataset,
+        tuple(int(v) for v in space.input_shape),
+        data_dir=settings.data_dir,
+        seed=settings.seed,
+        val_fraction=settings.val_fraction,
+        max_samples=settings.max_samples,
+        num_classes=space.num_classes,
+    )
+    if space.num_classes is not None and space.num_classes < data.num_classes:
+        raise NasError(
+            f"space {space.name!r} has {space.num_classes} classes but dataset "
+            f"{settings.dataset!r} has {data.num_classes}"
+        )
 
 
 class _Run:
@@ -365,6 +387,8 @@ def run_search(
     else:
         search_id = search_id or new_search_id()
         space = _load_space(config.space)
+        if trial_fn is None:
+            _preflight(space, config)
         study_name = study_name_for(search_id, config.name)
         study = optuna.create_study(
             storage=store, study_name=study_name, directions=config.directions()
@@ -482,7 +506,7 @@ def _fit(
     from nas.space import suggest
 
     device, gpus_per_trial, concurrency = _resources(config)
-    settings = _eval_settings(config, device)
+    settings = eval_settings(config, device)
     seed = config.seed + len(run.records)  # a resumed search must not replay its first picks
     sampler = make_sampler(config.sampler, seed=seed, budget=config.budget)
 

@@ -1,0 +1,397 @@
+"""``nas search``, ``nas searches``, ``nas pareto``, ``nas trials`` and ``nas export``.
+
+Thin: parse, call :mod:`nas.search`, print. Heavy imports stay inside the handlers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+import time
+from typing import Any
+
+__all__ = ["register"]
+
+_OBJECTIVES = ("accuracy", "latency_ms", "params", "flops")
+
+
+def register(subparsers: Any) -> None:
+    """Add the search sub-commands."""
+    p = subparsers.add_parser(
+        "search",
+        help="run (or resume) an architecture search",
+        description="Search a space with Ray Tune + Optuna, tracked in MLflow. Defaults: the "
+        "mobile space, the embedded digits dataset, local Ray, SQLite and MLflow stores in "
+        "$NAS_HOME (default ~/.nas). Ctrl-C stops cleanly; `--resume ID` continues.",
+    )
+    p.add_argument("--space", help="shipped space name or YAML path (default: mobile)")
+    p.add_argument("--budget", type=int, help="trials to finish (default: 50)")
+    p.add_argument(
+        "--objectives",
+        help=f"comma-separated, from {', '.join(_OBJECTIVES)} (default: accuracy,latency_ms)",
+    )
+    p.add_argument("--sampler", choices=["tpe", "nsga2", "random", "gp"], help="default: tpe")
+    p.add_argument("--dataset", help="digits (default), synthetic, cifar10 or imagefolder")
+    p.add_argument("--data-dir", help="folder of a cifar10 or imagefolder dataset")
+    p.add_argument("--epochs", type=int, help="training epochs per trial")
+    p.add_argument("--batch-size", type=int, help="training batch size")
+    p.add_argument("--lr", type=float, help="learning rate")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default: auto")
+    p.add_argument("--gpus-per-trial", type=float, help="whole or fractional GPUs per trial")
+    p.add_argument("--cpus-per-trial", type=int, help="CPU threads per trial (default: 1)")
+    p.add_argument("--concurrency", type=int, help="trials at once (default: what fits)")
+    p.add_argument("--max-latency-ms", type=float, help="latency budget (an Optuna constraint)")
+    p.add_argument("--name", help="a readable name (prefix of the Optuna study name)")
+    p.add_argument("--seed", type=int, help="sampler and data seed (default: 0)")
+    p.add_argument("--storage", help="Optuna storage URL (default: SQLite in $NAS_HOME)")
+    p.add_argument("--mlflow-uri", help="MLflow tracking URI (default: SQLite in $NAS_HOME)")
+    p.add_argument("--ray-address", help="Ray cluster address (default: $RAY_ADDRESS or local)")
+    p.add_argument("--resume", metavar="ID", help="continue search ID to its budget")
+    p.set_defaults(handler=_search)
+
+    p = subparsers.add_parser("searches", help="list the searches in the Optuna storage")
+    p.add_argument("--storage", help="Optuna storage URL (default: SQLite in $NAS_HOME)")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.set_defaults(handler=_searches)
+
+    for name, what in (("pareto", "the Pareto front"), ("trials", "all trials")):
+        p = subparsers.add_parser(name, help=f"show {what} of a search")
+        p.add_argument("id", metavar="ID", help="search id (see `nas searches`)")
+        p.add_argument("--format", choices=["table", "json", "csv"], default="table")
+        p.add_argument("--storage", help="Optuna storage URL (default: SQLite in $NAS_HOME)")
+        p.set_defaults(handler=_pareto if name == "pareto" else _trials)
+
+    p = subparsers.add_parser(
+        "export",
+        help="export a trained trial (TorchScript or state dict)",
+        description="Write a complete trial's trained model. torchscript: torch.jit.load(PATH). "
+        "state_dict: torch.load(PATH) gives state_dict, arch, space and num_classes.",
+    )
+    p.add_argument("id", metavar="ID", help="search id")
+    p.add_argument("trial", metavar="TRIAL", type=int, help="trial number")
+    p.add_argument("--format", choices=["torchscript", "state_dict"], default="torchscript")
+    p.add_argument("--output", required=True, metavar="PATH", help="file to write")
+    p.add_argument("--storage", help="Optuna storage URL (default: SQLite in $NAS_HOME)")
+    p.set_defaults(handler=_export)
+
+
+# ----------------------------------------------------------------------------- search
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from pydantic import ValidationError
+
+    from nas.errors import NasError
+    from nas.search import SearchConfig, load_search
+
+    fields = {
+        "space": args.space,
+        "budget": args.budget,
+        "objectives": [o.strip() for o in args.objectives.split(",") if o.strip()]
+        if args.objectives
+        else None,
+        "sampler": args.sampler,
+        "dataset": args.dataset,
+        "data_dir": args.data_dir,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "device": args.device,
+        "gpus_per_trial": args.gpus_per_trial,
+        "cpus_per_trial": args.cpus_per_trial,
+        "concurrency": args.concurrency,
+        "max_latency_ms": args.max_latency_ms,
+        "name": args.name,
+        "seed": args.seed,
+        "storage": args.storage,
+        "mlflow_uri": args.mlflow_uri,
+        "ray_address": args.ray_address,
+    }
+    given = {k: v for k, v in fields.items() if v is not None}
+    try:
+        if args.resume:
+            stored = load_search(args.resume, args.storage).config
+            allowed = {"budget", "concurrency", "cpus_per_trial", "gpus_per_trial"}
+            allowed |= {"ray_address", "storage"}
+            ignored = sorted(set(given) - allowed)
+            if ignored:
+                flags = ", ".join("--" + k.replace("_", "-") for k in ignored)
+                raise NasError(
+                    "--resume continues a search with its stored settings; only --budget, "
+                    "--concurrency, --cpus-per-trial, --gpus-per-trial, --ray-address and "
+                    f"--storage may change (got {flags})"
+                )
+            return SearchConfig.model_validate(stored.model_dump() | given)
+        return SearchConfig(**given)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"--{'.'.join(str(p) for p in e['loc']).replace('_', '-')}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise NasError(f"invalid search settings: {problems}") from exc
+
+
+def _fmt_s(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    seconds = round(seconds)
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
+
+
+def _fmt_v(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
+class _Reporter:
+    """A live rich progress bar on a TTY, plain lines otherwise."""
+
+    def __init__(self, budget: int, tty: bool) -> None:
+        self.tty = tty
+        self.last: Any = None
+        self.progress: Any = None
+        self.task: Any = None
+        if tty:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            self.progress = Progress(
+                TextColumn("[bold]trials"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("failed {task.fields[failed]}  front {task.fields[front]}"),
+                TextColumn("elapsed {task.fields[elapsed]}  ETA {task.fields[eta]}"),
+                transient=False,
+            )
+            self.task = self.progress.add_task(
+                "search", total=budget, failed=0, front=0, elapsed="0s", eta="?"
+            )
+
+    def __enter__(self) -> _Reporter:
+        if self.progress is not None:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def on_trial(self, record: Any) -> None:
+        self.last = record
+
+    def on_progress(self, p: Any) -> None:
+        if self.progress is not None:
+            self.progress.update(
+                self.task,
+                completed=p.done,
+                total=p.budget,
+                failed=p.failed,
+                front=p.front_size,
+                elapsed=_fmt_s(p.elapsed_s),
+                eta=_fmt_s(p.eta_s),
+            )
+            return
+        r = self.last
+        what = ""
+        if r is not None:
+            if r.state == "COMPLETE":
+                what = " ".join(f"{k}={_fmt_v(v)}" for k, v in r.values.items())
+            else:
+                what = f"{r.state}: {r.error}"
+            what = f"trial {r.number} {what}"
+        print(
+            f"[{p.done}/{p.budget}] {what} | failed {p.failed}, front {p.front_size}, "
+            f"elapsed {_fmt_s(p.elapsed_s)}, ETA {_fmt_s(p.eta_s)}",
+            flush=True,
+        )
+
+
+def _quiet_libraries() -> None:
+    """Keep library INFO chatter (MLflow schema migration, Optuna study creation) off the CLI."""
+    import logging
+
+    for name in ("mlflow", "optuna", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _search(args: argparse.Namespace) -> int:
+    config = _config(args)
+    _quiet_libraries()
+    from nas import workspace
+    from nas.search import run_search
+
+    tty = sys.stdout.isatty()
+    started = time.monotonic()
+    print(
+        f"{'resuming' if args.resume else 'starting'} search: space "
+        f"{config.space if isinstance(config.space, str) else '<inline>'}, budget "
+        f"{config.budget}, objectives {', '.join(config.objectives)}, sampler {config.sampler}, "
+        f"dataset {config.dataset}",
+        flush=True,
+    )
+    with _Reporter(config.budget, tty) as reporter:
+        result = run_search(
+            config,
+            search_id=args.resume,
+            on_trial=reporter.on_trial,
+            on_progress=reporter.on_progress,
+        )
+    _print_records(result.pareto, result.config.objectives, title="Pareto front")
+    storage = config.storage or workspace.optuna_storage_url()
+    mlflow_uri = config.mlflow_uri or workspace.mlflow_tracking_uri()
+    done = sum(t.finished for t in result.trials)
+    failed = sum(t.state == "FAIL" and not t.interrupted for t in result.trials)
+    print(
+        f"\nsearch {result.search_id} {result.state}: {done}/{config.budget} trials "
+        f"({failed} failed) in {_fmt_s(time.monotonic() - started)}"
+    )
+    if result.error:
+        print(f"error: {result.error}", file=sys.stderr)
+    if result.state == "cancelled":
+        print(f"resume with:   nas search --resume {result.search_id}")
+    print(f"front:         nas pareto {result.search_id}   (all trials: nas trials ...)")
+    if result.pareto:
+        print(
+            f"export:        nas export {result.search_id} {result.pareto[0].number} "
+            "--format torchscript --output model.pt"
+        )
+    if mlflow_uri.startswith(("http://", "https://")):
+        print(f"MLflow:        {mlflow_uri}  (parent run {result.mlflow_run_id})")
+    else:
+        print(
+            f"MLflow:        mlflow ui --backend-store-uri {mlflow_uri}  "
+            f"(experiment 'nas', parent run {result.mlflow_run_id})"
+        )
+    print(f"Optuna:        optuna-dashboard {storage}  (study {result.study_name})")
+    return {"completed": 0, "cancelled": 130}.get(result.state, 1)
+
+
+# ----------------------------------------------------------------------------- listings
+
+
+def _searches(args: argparse.Namespace) -> int:
+    from nas.search import list_searches
+
+    rows = list_searches(args.storage)
+    if args.format == "json":
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    if not rows:
+        print("no searches yet; start one with `nas search`")
+        return 0
+    table = [("ID", "NAME", "STATE", "SPACE", "DONE", "FAILED", "SAMPLER", "CREATED")]
+    for r in rows:
+        table.append(
+            (
+                r["search_id"],
+                r["name"] or "-",
+                r["state"],
+                str(r["space"]),
+                f"{r['complete'] + r['failed']}/{r['budget']}",
+                str(r["failed"]),
+                str(r["sampler"]),
+                (r["created_at"] or "")[:19].replace("T", " "),
+            )
+        )
+    print(_text_table(table))
+    return 0
+
+
+def _text_table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+def _describe(record: Any) -> str:
+    if record.arch is None:
+        return "-"
+    try:
+        from nas.space import Arch
+
+        return Arch.from_dict(record.arch).describe()
+    except Exception:
+        return record.arch_id or "-"
+
+
+def _print_records(records: list[Any], objectives: list[str], title: str) -> None:
+    header = ("TRIAL", "STATE", *[o.upper() for o in objectives], "FEASIBLE", "ARCH", "NOTE")
+    rows = [header]
+    for r in records:
+        state = "INTERRUPTED" if r.interrupted else r.state
+        rows.append(
+            (
+                str(r.number),
+                state,
+                *[_fmt_v(r.values.get(o)) for o in objectives],
+                "yes" if r.feasible else "no",
+                _describe(r),
+                (r.error or "")[:60],
+            )
+        )
+    print(f"\n{title} ({len(records)} trial{'s' if len(records) != 1 else ''})")
+    if records:
+        print(_text_table(rows))
+
+
+def _csv(records: list[Any], objectives: list[str]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(
+        ["number", "state", *objectives, "feasible", "arch_id", "arch", "params", "error"]
+    )
+    for r in records:
+        writer.writerow(
+            [
+                r.number,
+                "INTERRUPTED" if r.interrupted else r.state,
+                *[r.values.get(o, "") for o in objectives],
+                str(r.feasible).lower(),
+                r.arch_id or "",
+                _describe(r),
+                json.dumps(r.params, sort_keys=True),
+                r.error or "",
+            ]
+        )
+    return buf.getvalue()
+
+
+def _show(args: argparse.Namespace, which: str) -> int:
+    from nas.search import load_search
+
+    result = load_search(args.id, args.storage)
+    records = result.pareto if which == "pareto" else result.trials
+    objectives = result.config.objectives
+    if args.format == "json":
+        print(json.dumps([r.model_dump(mode="json") for r in records], indent=2))
+    elif args.format == "csv":
+        sys.stdout.write(_csv(records, objectives))
+    else:
+        title = "Pareto front" if which == "pareto" else "Trials"
+        _print_records(records, objectives, f"{title} of search {result.search_id}")
+    return 0
+
+
+def _pareto(args: argparse.Namespace) -> int:
+    return _show(args, "pareto")
+
+
+def _trials(args: argparse.Namespace) -> int:
+    return _show(args, "trials")
+
+
+def _export(args: argparse.Namespace) -> int:
+    from nas.search.export import export_trial
+
+    path = export_trial(
+        args.id, args.trial, format=args.format, output=args.output, storage=args.storage
+    )
+    print(f"wrote {args.format} of trial {args.trial} of search {args.id} to {path}")
+    return 0
