@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from nas.blocks._common import odd_int, positive_int, ratio_rule, reduced
-from nas.blocks.registry import BlockSpec, HParam, register
+from nas.blocks.registry import BlockSpec, HParam, get_spec, register
 
 __all__ = ["CBAM", "ChannelGate", "SpatialGate"]
 
@@ -56,6 +56,7 @@ class CBAM(nn.Module):
 
     def __init__(self, channels: int, *, reduction: int = 16, kernel_size: int = 7) -> None:
         super().__init__()
+        get_spec("cbam").validate(channels, reduction=reduction, kernel_size=kernel_size)
         self.channel = ChannelGate(channels, reduction)
         self.spatial = SpatialGate(kernel_size)
 

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from nas.blocks._common import HardSwish, positive_int, reduced
-from nas.blocks.registry import BlockSpec, HParam, register
+from nas.blocks.registry import BlockSpec, HParam, get_spec, register
 
 __all__ = ["CoordinateAttention"]
 
@@ -24,6 +24,7 @@ class CoordinateAttention(nn.Module):
 
     def __init__(self, channels: int, *, reduction: int = 32) -> None:
         super().__init__()
+        get_spec("ca").validate(channels, reduction=reduction)
         mip = reduced(channels, reduction, floor=8)
         self.conv1 = nn.Conv2d(channels, mip, 1, bias=True)
         self.bn1 = nn.BatchNorm2d(mip)

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from nas.blocks._common import positive_int, ratio_rule, reduced
-from nas.blocks.registry import BlockSpec, HParam, register
+from nas.blocks.registry import BlockSpec, HParam, get_spec, register
 
 __all__ = ["CrissCrossAttention"]
 
@@ -27,6 +27,7 @@ class CrissCrossAttention(nn.Module):
 
     def __init__(self, channels: int, *, reduction: int = 8, recurrence: int = 2) -> None:
         super().__init__()
+        get_spec("cc").validate(channels, reduction=reduction, recurrence=recurrence)
         inner = reduced(channels, reduction)
         self.recurrence = recurrence
         self.query = nn.Conv2d(channels, inner, 1)

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from nas.blocks._common import positive_int, ratio_rule, reduced
-from nas.blocks.registry import BlockSpec, HParam, register
+from nas.blocks.registry import BlockSpec, HParam, get_spec, register
 
 __all__ = ["ChannelAttentionModule", "DualAttention", "PositionAttentionModule"]
 
@@ -66,6 +66,7 @@ class DualAttention(nn.Module):
 
     def __init__(self, channels: int, *, reduction: int = 8) -> None:
         super().__init__()
+        get_spec("da").validate(channels, reduction=reduction)
         self.pam = PositionAttentionModule(channels, reduction)
         self.cam = ChannelAttentionModule()
 

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from nas.blocks._common import eca_kernel_size, is_int
-from nas.blocks.registry import BlockSpec, HParam, register
+from nas.blocks.registry import BlockSpec, HParam, get_spec, register
 
 __all__ = ["EfficientChannelAttention"]
 
@@ -33,6 +33,7 @@ class EfficientChannelAttention(nn.Module):
 
     def __init__(self, channels: int, *, k_size: int = 0) -> None:
         super().__init__()
+        get_spec("eca").validate(channels, k_size=k_size)
         self.k_size = k_size if k_size > 0 else eca_kernel_size(channels)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.conv = nn.Conv1d(1, 1, self.k_size, padding=(self.k_size - 1) // 2, bias=False)

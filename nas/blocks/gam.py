@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from nas.blocks._common import odd_int, positive_int, ratio_rule, reduced
-from nas.blocks.registry import BlockSpec, HParam, register
+from nas.blocks.registry import BlockSpec, HParam, get_spec, register
 
 __all__ = ["GlobalAttention"]
 
@@ -25,6 +25,7 @@ class GlobalAttention(nn.Module):
 
     def __init__(self, channels: int, *, rate: int = 4, kernel_size: int = 7) -> None:
         super().__init__()
+        get_spec("gam").validate(channels, rate=rate, kernel_size=kernel_size)
         hidden = reduced(channels, rate)
         pad = (kernel_size - 1) // 2
         self.channel_attention = nn.Sequential(

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from nas.blocks._common import positive_int, reduced
-from nas.blocks.registry import BlockSpec, HParam, register
+from nas.blocks.registry import BlockSpec, HParam, get_spec, register
 
 __all__ = ["NonLocal"]
 
@@ -34,6 +34,7 @@ class NonLocal(nn.Module):
 
     def __init__(self, channels: int, *, reduction: int = 2, subsample: bool = True) -> None:
         super().__init__()
+        get_spec("nonlocal").validate(channels, reduction=reduction, subsample=subsample)
         self.inter = reduced(channels, reduction, floor=1)
         self.scale = self.inter**-0.5
         self.theta = nn.Conv2d(channels, self.inter, 1)

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from nas.blocks._common import as_tuple, positive_int, tuple_of_positive_ints
-from nas.blocks.registry import BlockSpec, HParam, register
+from nas.blocks.registry import BlockSpec, HParam, get_spec, register
 
 __all__ = ["PSAConv", "PyramidSplitAttention", "SEWeight"]
 
@@ -54,6 +54,9 @@ class PSAConv(nn.Module):
         reduction: int = 16,
     ) -> None:
         super().__init__()
+        get_spec("psa").validate_conv(
+            in_channels, out_channels, stride, kernels=kernels, groups=groups, reduction=reduction
+        )
         kernels, groups = as_tuple(kernels), as_tuple(groups)
         self.scales = len(kernels)
         self.split = out_channels // self.scales

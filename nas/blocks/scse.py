@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from nas.blocks._common import positive_int, ratio_rule, reduced
-from nas.blocks.registry import BlockSpec, HParam, register
+from nas.blocks.registry import BlockSpec, HParam, get_spec, register
 
 __all__ = ["SCSE"]
 
@@ -33,6 +33,7 @@ class SCSE(nn.Module):
 
     def __init__(self, channels: int, *, reduction: int = 2, fusion: str = "max") -> None:
         super().__init__()
+        get_spec("scse").validate(channels, reduction=reduction, fusion=fusion)
         hidden = reduced(channels, reduction)
         self.fusion = fusion
         self.cse = nn.Sequential(

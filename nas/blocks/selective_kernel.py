@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from nas.blocks._common import positive_int
-from nas.blocks.registry import BlockSpec, HParam, register
+from nas.blocks.registry import BlockSpec, HParam, get_spec, register
 
 __all__ = ["SKConv", "SelectiveKernel"]
 
@@ -40,6 +40,9 @@ class SKConv(nn.Module):
         min_dim: int = 32,
     ) -> None:
         super().__init__()
+        get_spec("sk").validate_conv(
+            in_channels, out_channels, stride, groups=groups, reduction=reduction, min_dim=min_dim
+        )
         d = max(out_channels // reduction, min_dim)
         self.branches = nn.ModuleList(
             nn.Sequential(

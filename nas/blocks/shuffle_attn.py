@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from nas.blocks._common import channel_shuffle, positive_int
-from nas.blocks.registry import BlockSpec, HParam, register
+from nas.blocks.registry import BlockSpec, HParam, get_spec, register
 
 __all__ = ["ShuffleAttention"]
 
@@ -28,6 +28,7 @@ class ShuffleAttention(nn.Module):
 
     def __init__(self, channels: int, *, groups: int = 64) -> None:
         super().__init__()
+        get_spec("sa").validate(channels, groups=groups)
         self.groups = groups
         per = channels // (2 * groups)
         self.cweight = nn.Parameter(torch.zeros(1, per, 1, 1))

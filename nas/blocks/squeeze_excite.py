@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from nas.blocks._common import positive_int, ratio_rule, reduced
-from nas.blocks.registry import BlockSpec, HParam, register
+from nas.blocks.registry import BlockSpec, HParam, get_spec, register
 
 __all__ = ["SqueezeExcite"]
 
@@ -23,6 +23,7 @@ class SqueezeExcite(nn.Module):
 
     def __init__(self, channels: int, *, reduction: int = 16) -> None:
         super().__init__()
+        get_spec("se").validate(channels, reduction=reduction)
         hidden = reduced(channels, reduction)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc1 = nn.Linear(channels, hidden, bias=True)
