@@ -82,6 +82,11 @@ def _install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI could not read the body (e.g. not UTF-8)
+            return JSONResponse(
+                status_code=422,
+                content={"detail": f"invalid request: {exc.detail}; send UTF-8 JSON text"},
+            )
         return JSONResponse(
             status_code=exc.status_code,
             content={"detail": str(exc.detail)},
