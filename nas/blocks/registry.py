@@ -151,6 +151,8 @@ class BlockSpec:
                 broken = hp.check(value)
                 if broken:
                     raise BlockConfigError(self.name, hp.name, value, broken)
+            if hp.type is tuple and isinstance(value, list):
+                resolved[hp.name] = tuple(value)  # JSON arrays come back as lists
         if self.rule is not None:
             failure = self.rule(channels, resolved)
             if failure is not None:

@@ -151,6 +151,8 @@ def test_json_lists_are_accepted_for_tuple_parameters() -> None:
     block = create_block("psa", 64, kernels=[3, 5, 7, 9], groups=[1, 4, 8, 16])
     assert block(torch.randn(1, 64, 4, 4)).shape == (1, 64, 4, 4)
     assert get_spec("psa").is_valid(64, kernels=[3, 5], groups=[1, 4])
+    resolved = get_spec("psa").validate(64, kernels=[3, 5], groups=[1, 4])
+    assert resolved == {"kernels": (3, 5), "groups": (1, 4), "reduction": 16}
 
 
 @pytest.mark.parametrize("channels", [0, -8, 3.0, True, "64"])
