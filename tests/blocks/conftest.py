@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,5 +22,10 @@ def config_for(name: str, channels: int) -> dict[str, Any]:
 
 
 @pytest.fixture(autouse=True)
-def _seeded() -> None:
+def _seeded_single_thread() -> Iterator[None]:
+    """Seeded, and one intra-op thread: tiny tensors gain nothing from more on a shared CPU."""
     torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
