@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
 from conftest import config_for
@@ -118,6 +120,7 @@ def test_train_step_changes_bn_statistics_only_in_train_mode(name: str) -> None:
     assert changed == has_bn
 
 
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")  # GroupNorm's size check (sa)
 @pytest.mark.parametrize("name", BLOCKS)
 def test_jit_trace_matches_eager(name: str) -> None:
     block = create_block(name, 32, **config_for(name, 32)).eval()
@@ -129,10 +132,33 @@ def test_jit_trace_matches_eager(name: str) -> None:
         torch.testing.assert_close(traced(other), block(other))
 
 
+OFFICIAL_DEFAULTS = {
+    "none": {},
+    "se": {"reduction": 16},
+    "eca": {"k_size": 0},  # adaptive kernel
+    "cbam": {"reduction": 16, "kernel_size": 7},
+    "scse": {"reduction": 2, "fusion": "max"},
+    "ca": {"reduction": 32},
+    "sa": {"groups": 64},
+    "psa": {"kernels": (3, 5, 7, 9), "groups": (1, 4, 8, 16), "reduction": 16},
+    "gam": {"rate": 4, "kernel_size": 7},
+    "sk": {"groups": 32, "reduction": 16, "min_dim": 32},
+    "nonlocal": {"reduction": 2, "subsample": True},
+    "cc": {"reduction": 8, "recurrence": 2},
+    "da": {"reduction": 8},
+}
+
+
 @pytest.mark.parametrize("name", BLOCKS)
-def test_defaults_are_the_declared_ones(name: str) -> None:
+def test_defaults_are_the_official_ones_and_match_the_class(name: str) -> None:
     spec = get_spec(name)
-    assert spec.validate(256) == spec.defaults() or not spec.is_valid(256)
+    assert spec.defaults() == OFFICIAL_DEFAULTS[name]
+    assert spec.validate(256) == OFFICIAL_DEFAULTS[name]
+    signature = inspect.signature(spec.cls)
+    for param, value in OFFICIAL_DEFAULTS[name].items():
+        assert signature.parameters[param].default == value, (name, param)
+        assert signature.parameters[param].kind is inspect.Parameter.KEYWORD_ONLY
+    assert next(iter(signature.parameters)) == "channels"
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
