@@ -60,14 +60,15 @@ def make_divisible(value: float, divisor: int = 8) -> int:
 
 def _conv_bn(
     in_channels: int, out_channels: int, kernel: int, stride: int = 1, groups: int = 1
-) -> list[nn.Module]:
-    return [
+) -> nn.Sequential:
+    """Conv (no bias) + BN + ReLU6, nested as torchvision's ``Conv2dNormActivation``."""
+    return nn.Sequential(
         nn.Conv2d(
             in_channels, out_channels, kernel, stride, kernel // 2, groups=groups, bias=False
         ),
         nn.BatchNorm2d(out_channels),
         nn.ReLU6(inplace=True),
-    ]
+    )
 
 
 class InvertedResidual(nn.Module):
@@ -81,8 +82,8 @@ class InvertedResidual(nn.Module):
         self.use_res_connect = stride == 1 and in_channels == out
         layers: list[nn.Module] = []
         if stage.expansion != 1:
-            layers += _conv_bn(in_channels, hidden, 1)
-        layers += _conv_bn(hidden, hidden, stage.kernel, stride, groups=hidden)
+            layers.append(_conv_bn(in_channels, hidden, 1))
+        layers.append(_conv_bn(hidden, hidden, stage.kernel, stride, groups=hidden))
         if stage.expansion != 1:
             attention = attention_module(stage.attention, hidden, stage.hparams)
             if attention is not None:
@@ -113,15 +114,13 @@ class MobileNetV2(nn.Module):
         dropout: float = 0.2,
     ) -> None:
         super().__init__()
-        features: list[nn.Module] = [
-            nn.Sequential(*_conv_bn(in_channels, stem_width, 3, 1 if small_input else 2))
-        ]
+        features: list[nn.Module] = [_conv_bn(in_channels, stem_width, 3, 1 if small_input else 2)]
         channels = stem_width
         for stage in stages:
             for j in range(stage.depth):
                 features.append(InvertedResidual(channels, stage, stage.stride if j == 0 else 1))
                 channels = stage.width
-        features.append(nn.Sequential(*_conv_bn(channels, head_width, 1)))
+        features.append(_conv_bn(channels, head_width, 1))
         self.features = nn.Sequential(*features)
         self.classifier = nn.Sequential(nn.Dropout(p=dropout), nn.Linear(head_width, num_classes))
         for m in backbone_modules(self):

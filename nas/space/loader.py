@@ -87,9 +87,9 @@ def load_space(name_or_path: str | os.PathLike[str], *, allow_path: bool = True)
         if not path.is_file():
             raise SpaceError(
                 text,
-                "",
-                "no such file (and not a space in search_spaces/: "
-                f"{', '.join(list_spaces()) or 'none found'})",
+                "name",
+                "no such file, and not a space in search_spaces/ "
+                f"(available: {', '.join(list_spaces()) or 'none found'})",
             )
     return _load_file(str(path), path.stat().st_mtime_ns)
 
@@ -100,7 +100,7 @@ def _load_file(path: str, mtime_ns: int) -> SearchSpace:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise SpaceError(path, "", f"cannot read the file: {exc}") from None
+        raise SpaceError(path, "<file>", f"cannot read the file: {exc}") from None
     return parse_space(text, source=path, default_name=Path(path).stem)
 
 
@@ -113,9 +113,9 @@ def parse_space(
             data = yaml.safe_load(document)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
-            where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+            where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "<document>"
             problem = getattr(exc, "problem", None) or str(exc)
-            raise SpaceError(source, "", f"not valid YAML: {where}{problem}") from None
+            raise SpaceError(source, where, f"not valid YAML: {problem}") from None
     else:
         data = document
     return resolve_space(data, source, default_name=default_name)

@@ -144,14 +144,28 @@ class SearchSpace(BaseModel):
 # Resolution: document -> SearchSpace
 
 
+_UNION_HINTS = {
+    "width": "must be a positive integer or a non-empty list of positive integers",
+    "depth": "must be a positive integer or a non-empty list of positive integers",
+    "expansion": "must be a positive integer or a non-empty list of positive integers",
+    "kernel": "must be an odd positive integer or a non-empty list of them",
+    "attention": "must be 'all' or a non-empty list of block names",
+}
+
+
+def _is_branch(part: int | str) -> bool:
+    """Pydantic's union-branch markers in an error location (``list[constrained-int]``)."""
+    return isinstance(part, str) and (
+        any(ch in part for ch in "[-'") or part in ("int", "str", "bool", "float", "none")
+    )
+
+
 def _field_path(loc: Sequence[int | str]) -> str:
     path = ""
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
-        elif part in ("list[...]", "int", "constrained-int", "literal['all']", "str"):
-            continue  # pydantic's union-branch markers
-        else:
+        elif not _is_branch(part):
             path += f".{part}" if path else str(part)
     return path
 
@@ -159,28 +173,38 @@ def _field_path(loc: Sequence[int | str]) -> str:
 def validate_document(data: Any, source: str) -> SpaceDocument:
     """Validate the raw document; errors become :class:`SpaceError` with the field path."""
     if not isinstance(data, Mapping):
-        raise SpaceError(source, "", f"a space must be a mapping, got {type(data).__name__}")
+        raise SpaceError(
+            source, "<document>", f"a space must be a mapping, got {type(data).__name__}"
+        )
     try:
         return SpaceDocument.model_validate(dict(data))
     except ValidationError as exc:
         errors = exc.errors()
-        first = errors[0]
-        loc = first["loc"]
-        # A union reports one error per branch: prefer the most specific (longest) one.
-        same = [
-            e for e in errors if e["loc"][: len(loc)] == loc or loc[: len(e["loc"])] == e["loc"]
-        ]
-        best = max(same, key=lambda e: len(e["loc"]))
-        msg = best["msg"]
-        if best["type"] == "missing":
-            msg = "required field is missing"
-        elif best["type"] == "extra_forbidden":
-            msg = "unknown field"
-        return _raise(source, _field_path(best["loc"]), msg)
+    # Report the first field in error; a union reports one error per branch: prefer an error
+    # inside a list element, else say what the field accepts.
+    field = _field_path(errors[0]["loc"])
+    same = [e for e in errors if _field_path(e["loc"]).startswith(field)]
+    deepest = max(same, key=lambda e: len(_field_path(e["loc"])))
+    path = _field_path(deepest["loc"])
+    if deepest["type"] == "missing":
+        reason = "required field is missing"
+    elif deepest["type"] == "extra_forbidden":
+        reason = "unknown field"
+    elif path == field and len(same) > 1:
+        last = [p for p in deepest["loc"] if not _is_branch(p) and not isinstance(p, int)]
+        hint = _UNION_HINTS.get(str(last[-1]) if last else "")
+        reason = hint or " or ".join(dict.fromkeys(e["msg"] for e in same))
+    else:
+        reason = deepest["msg"]
+    reason = reason.removeprefix("Value error, ")
+    if deepest["type"] != "missing":
+        reason += f" (got {_short(deepest.get('input'))})"
+    raise SpaceError(source, path, reason)
 
 
-def _raise(source: str, field: str, reason: str) -> Any:
-    raise SpaceError(source, field, reason)
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _as_tuple(value: int | list[int] | None, default: int) -> tuple[int, ...]:
