@@ -124,6 +124,8 @@ class MobileNetV2(nn.Module):
         self.features = nn.Sequential(*features)
         self.classifier = nn.Sequential(nn.Dropout(p=dropout), nn.Linear(head_width, num_classes))
         for m in backbone_modules(self):
+            if any(p.is_meta for p in m.parameters(recurse=False)):
+                continue  # nothing to initialise on the meta device (and slow there)
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out")
                 if m.bias is not None:

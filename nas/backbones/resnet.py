@@ -125,6 +125,8 @@ class ResNet(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(channels, num_classes)
         for m in backbone_modules(self):
+            if any(p.is_meta for p in m.parameters(recurse=False)):
+                continue  # nothing to initialise on the meta device (and slow there)
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             elif isinstance(m, nn.BatchNorm2d | nn.GroupNorm) and m.affine:

@@ -88,9 +88,23 @@ def arch_from_params(space: SearchSpace, params: Mapping[str, Any]) -> Arch:
     return _arch(space, pick)
 
 
+def _closest(default: Any, values: tuple[Any, ...]) -> Any:
+    """``default`` if offered, else the nearest offered number (or the first value)."""
+    if default in values:
+        return default
+
+    def number(v: Any) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool)
+
+    if number(default) and all(number(v) for v in values):
+        return min(values, key=lambda v: abs(v - default))
+    return values[0]
+
+
 def default_arch(space: SearchSpace, attention: str = "none") -> Arch:
-    """Every stage with ``attention`` at its official defaults (clipped to the space's
-    choices); stages that do not offer it take ``none`` (or their first block)."""
+    """Every stage with ``attention`` at its official defaults (a default the stage does not
+    offer becomes the nearest offered value); stages that do not offer ``attention`` take
+    ``none`` (or their first block); searched structure takes its first listed value."""
     from nas.blocks import get_spec
 
     get_spec(attention)  # an unknown name fails here, listing the valid ones
@@ -104,7 +118,7 @@ def default_arch(space: SearchSpace, attention: str = "none") -> Arch:
             block = stage.attention[0]
         defaults = get_spec(block).defaults()
         hparams = {
-            param: defaults[param] if defaults[param] in values else values[0]
+            param: _closest(defaults[param], values)
             for param, values in stage.hparams[block].items()
         }
         structure = {f: getattr(stage, f)[0] for f in ("width", "depth", "expansion", "kernel")}
