@@ -1,0 +1,68 @@
+"""SearchConfig validation, samplers and pure helpers (no Ray)."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from nas.search import OBJECTIVES, SearchConfig
+from nas.search.samplers import make_sampler
+from nas.search.store import study_name_for
+
+
+def test_defaults() -> None:
+    config = SearchConfig()
+    assert config.space == "mobile"
+    assert config.objectives == ["accuracy", "latency_ms"]
+    assert config.directions() == ["maximize", "minimize"]
+    assert config.sampler == "tpe"
+    assert config.dataset == "digits"
+    assert SearchConfig.model_validate(config.model_dump(mode="json")) == config
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"objectives": ["speed"]}, "unknown objective 'speed'"),
+        ({"objectives": []}, "at least one objective"),
+        ({"objectives": ["accuracy", "accuracy"]}, "must not repeat"),
+        ({"budget": 0}, "greater than or equal to 1"),
+        ({"sampler": "cma"}, "tpe"),
+        ({"gpus_per_trial": 1.5}, "fraction below 1"),
+        ({"cpus_per_trial": 0}, "greater than or equal to 1"),
+        ({"max_latency_ms": -1}, "greater than 0"),
+        ({"colour": "red"}, "Extra inputs are not permitted"),
+    ],
+)
+def test_bad_config_is_rejected(fields: dict, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        SearchConfig(**fields)
+
+
+def test_objectives_cover_evaluate_metrics() -> None:
+    assert OBJECTIVES == {
+        "accuracy": "maximize",
+        "latency_ms": "minimize",
+        "params": "minimize",
+        "flops": "minimize",
+    }
+
+
+@pytest.mark.parametrize("name", ["tpe", "nsga2", "random", "gp"])
+def test_samplers(name: str) -> None:
+    import optuna
+
+    assert isinstance(make_sampler(name, seed=0, budget=20), optuna.samplers.BaseSampler)
+
+
+def test_unknown_sampler() -> None:
+    with pytest.raises(ValueError, match="choose from tpe, nsga2, random, gp"):
+        make_sampler("cma", seed=0, budget=10)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [(None, "s1"), ("", "s1"), ("my run", "my-run-s1"), ("///", "s1"), ("a.b_c", "a.b_c-s1")],
+)
+def test_study_names(name: str | None, expected: str) -> None:
+    assert study_name_for("s1", name) == expected
