@@ -17,6 +17,7 @@ from nas import __version__
 from nas.errors import NasError, NotFoundError
 from service.api.deps import require_api_key
 from service.api.routes import blocks, health, searches, spaces
+from service.cache import ResponseCache
 from service.core.config import Settings, get_settings
 from service.db import create_db_engine, init_db, make_sessionmaker
 from service.middleware import BodyLimitMiddleware
@@ -129,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.pareto_cache = ResponseCache()
     protected = [Depends(require_api_key)]
     errors = {401: {"model": _error_model(), "description": "Missing or wrong API key."}}
     for router in (searches.router, spaces.router, blocks.router):

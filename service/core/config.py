@@ -75,6 +75,13 @@ class Settings(BaseSettings):
         validation_alias=_env("NAS_MAX_BODY_BYTES", "max_body_bytes"),
         description="Request bodies above this size are refused with 413.",
     )
+    cache_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        validation_alias=_env("NAS_CACHE_SECONDS", "cache_seconds"),
+        description="How long the API reuses a running search's rendered Pareto front "
+        "(a finished search's front is kept until evicted; 0 turns the cache off).",
+    )
     lease_seconds: float = Field(
         default=30.0,
         gt=0,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query, Response, status
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 
 from service import crud
 from service.api.deps import SessionDep, SettingsDep
-from service.models import Search, Trial
+from service.models import FINISHED, Search, Trial
 from service.schemas import (
     OBJECTIVE_DIRECTIONS,
     ErrorResponse,
@@ -238,33 +238,46 @@ def _pareto(session: Any, search_id: str) -> tuple[Search, list[Trial]]:
     summary="Get a search's Pareto front",
     responses={**_NOT_FOUND, **_INVALID},
 )
-def get_pareto(search_id: SearchId, session: SessionDep) -> ParetoPublic:
+def get_pareto(
+    search_id: SearchId, session: SessionDep, settings: SettingsDep, request: Request
+) -> Response:
     """The non-dominated complete trials so far (feasible ones only when a latency budget is
     set): trial id, architecture id and JSON, objective values, parameters, FLOPs,
-    feasibility and MLflow run id."""
-    search, front = _pareto(session, search_id)
-    objectives = list(search.objectives)
-    return ParetoPublic(
-        search_id=search.id,
-        status=search.status,  # type: ignore[arg-type]
-        objectives=objectives,
-        directions=[OBJECTIVE_DIRECTIONS.get(o, "minimize") for o in objectives],
-        data=[
-            ParetoPoint(
-                trial_id=t.id,
-                number=t.number,
-                arch_id=t.arch_id,
-                arch=t.arch,
-                values=t.values or {},
-                num_params=t.num_params,
-                flops=t.flops,
-                feasible=t.feasible,
-                mlflow_run_id=t.mlflow_run_id,
+    feasibility and MLflow run id. A running search's front may be up to NAS_CACHE_SECONDS
+    old."""
+    cache = request.app.state.pareto_cache
+    body = cache.get(search_id)
+    if body is None:
+        search, front = _pareto(session, search_id)
+        objectives = list(search.objectives)
+        body = (
+            ParetoPublic(
+                search_id=search.id,
+                status=search.status,  # type: ignore[arg-type]
+                objectives=objectives,
+                directions=[OBJECTIVE_DIRECTIONS.get(o, "minimize") for o in objectives],
+                data=[
+                    ParetoPoint(
+                        trial_id=t.id,
+                        number=t.number,
+                        arch_id=t.arch_id,
+                        arch=t.arch,
+                        values=t.values or {},
+                        num_params=t.num_params,
+                        flops=t.flops,
+                        feasible=t.feasible,
+                        mlflow_run_id=t.mlflow_run_id,
+                    )
+                    for t in front
+                ],
+                count=len(front),
             )
-            for t in front
-        ],
-        count=len(front),
-    )
+            .model_dump_json()
+            .encode()
+        )
+        finished = search.status in FINISHED
+        cache.put(search_id, body, None if finished else settings.cache_seconds)
+    return Response(content=body, media_type="application/json")
 
 
 @router.get(
