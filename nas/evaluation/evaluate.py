@@ -104,6 +104,7 @@ def evaluate(
         weights_path.parent.mkdir(parents=True, exist_ok=True)
         torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, weights_path)
 
+    model.to(memory_format=torch.contiguous_format)  # timed as build_model returns it
     try:
         stats, cached = _latency(model, space, arch, input_shape, num_classes, settings)
     except (EvaluationError, TimeoutError) as exc:

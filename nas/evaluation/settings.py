@@ -24,14 +24,21 @@ class EvalSettings(BaseModel):
     data_dir: str | None = Field(
         default=None, description="Folder of a cifar10 or imagefolder dataset."
     )
-    epochs: int = Field(default=6, ge=1, le=10_000)
+    epochs: int = Field(default=3, ge=1, le=10_000)
     batch_size: int = Field(default=64, ge=1, le=65_536)
-    lr: float = Field(default=0.005, gt=0, le=10)
+    lr: float = Field(default=0.01, gt=0, le=10)
     weight_decay: float = Field(default=0.01, ge=0)
     seed: int = 0
     threads: int = Field(default=1, ge=1, le=1024, description="CPU threads for training.")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = Field(default=True, description="Mixed precision when training on CUDA.")
+    bn_recalibration: int = Field(
+        default=512,
+        ge=0,
+        description="Training examples that re-estimate BatchNorm statistics "
+        "before each validation (0: off).",
+    )
+    channels_last: bool = Field(default=True, description="Train in channels-last format.")
     val_fraction: float = Field(default=0.2, gt=0, lt=1)
     max_samples: int | None = Field(
         default=None, ge=2, description="Use at most this many examples (before the split)."

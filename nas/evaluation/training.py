@@ -1,8 +1,10 @@
 """Short supervised training of one candidate: AdamW, cosine schedule, in-memory batches.
 
-Data stay tensors on the training device (no DataLoader workers). Each optimisation step
-holds the node's measurement lock shared (see :mod:`nas.evaluation.isolation`), so a latency
-measurement elsewhere on the node pauses this loop between two steps.
+Data stay tensors on the training device (no DataLoader workers), in channels-last memory
+format by default (about twice as fast for these small convolutional nets on CPU). Each
+optimisation step holds the node's measurement lock shared (see
+:mod:`nas.evaluation.isolation`), so a latency measurement elsewhere on the node pauses this
+loop between two steps. BatchNorm statistics are re-estimated before each validation.
 """
 
 from __future__ import annotations
@@ -22,7 +24,13 @@ from nas.evaluation.isolation import MeasurementLock
 from nas.evaluation.runtime import cpu_threads, resolve_device
 from nas.evaluation.settings import EvalSettings
 
-__all__ = ["EpochCallback", "TrainResult", "evaluate_accuracy", "train_model"]
+__all__ = [
+    "EpochCallback",
+    "TrainResult",
+    "evaluate_accuracy",
+    "recalibrate_batchnorm",
+    "train_model",
+]
 
 EpochCallback = Callable[[int, float, float], None]
 """``on_epoch(epoch, accuracy, loss)``: epoch counts from 1, loss is the epoch's mean."""
@@ -65,9 +73,11 @@ def train_model(
     step_lock = lock.shared if lock is not None else contextlib.nullcontext
     with cpu_threads(settings.threads):
         try:
-            model.to(device)
-            x_train, y_train = data.x_train.to(device), data.y_train.to(device)
-            x_val, y_val = data.x_val.to(device), data.y_val.to(device)
+            fmt = torch.channels_last if settings.channels_last else torch.contiguous_format
+            model.to(device=device, memory_format=fmt)
+            x_train = data.x_train.to(device).contiguous(memory_format=fmt)
+            x_val = data.x_val.to(device).contiguous(memory_format=fmt)
+            y_train, y_val = data.y_train.to(device), data.y_val.to(device)
             batch = min(settings.batch_size, len(x_train))
             batches_per_epoch = max(1, len(x_train) // batch)
             total_steps = settings.epochs * batches_per_epoch
@@ -108,6 +118,9 @@ def train_model(
                 if not math.isfinite(mean_loss):
                     raise _NonFinite(epoch, result.steps)
                 with step_lock():
+                    if settings.bn_recalibration:
+                        calib = order[: settings.bn_recalibration]
+                        recalibrate_batchnorm(model, x_train[calib], batch, amp=use_amp)
                     accuracy = evaluate_accuracy(model, x_val, y_val, amp=use_amp)
             except _NonFinite as exc:
                 raise EvaluationError(str(exc)) from None
@@ -134,6 +147,37 @@ def evaluate_accuracy(
             logits = model(x[start : start + _EVAL_BATCH])
             correct += int((logits.argmax(dim=1) == y[start : start + _EVAL_BATCH]).sum())
     return correct / max(1, len(x))
+
+
+def recalibrate_batchnorm(
+    model: nn.Module, x: torch.Tensor, batch_size: int, *, amp: bool = False
+) -> None:
+    """Re-estimate BatchNorm running statistics on `x` with the current weights ("precise BN").
+
+    Wu & Johnson, "Rethinking 'Batch' in BatchNorm", 2021 (https://arxiv.org/abs/2105.07576):
+    in a short training run the exponential running averages lag behind the fast-changing
+    weights, so eval-mode accuracy is misleadingly low; a cumulative average over a few
+    training batches taken after the epoch fixes it.
+    """
+    norms = [
+        m
+        for m in model.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+    ]
+    if not norms or len(x) < 2:
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the calibration batches
+    model.train()
+    try:
+        with torch.no_grad(), torch.autocast(x.device.type, torch.float16, enabled=amp):
+            for start in range(0, len(x) - 1, max(2, batch_size)):
+                model(x[start : start + max(2, batch_size)])
+    finally:
+        for m, momentum in zip(norms, momenta, strict=True):
+            m.momentum = momentum
 
 
 def _cosine(total_steps: int) -> Callable[[int], float]:

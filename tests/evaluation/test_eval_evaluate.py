@@ -65,9 +65,9 @@ def test_metrics_weights_and_latency_cache(tmp_path: Path) -> None:
 
 
 class _NaN(nn.Module):
-    def __init__(self, classes: int) -> None:
+    def __init__(self, features: int, classes: int) -> None:
         super().__init__()
-        self.linear = nn.LazyLinear(classes)
+        self.linear = nn.Linear(features, classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(x.flatten(1)) * float("nan")
@@ -76,7 +76,7 @@ class _NaN(nn.Module):
 def test_nan_loss_fails_the_evaluation(monkeypatch: pytest.MonkeyPatch) -> None:
     space = load_space("tiny")
     arch = default_arch(space)
-    monkeypatch.setattr(nas.space, "build_model", lambda s, a, num_classes=None: _NaN(4))
+    monkeypatch.setattr(nas.space, "build_model", lambda s, a, num_classes=None: _NaN(64, 4))
     with pytest.raises(EvaluationError, match=f"arch {arch.id}.*non-finite loss"):
         evaluate(space, arch, FAST)
 
