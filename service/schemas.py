@@ -177,7 +177,12 @@ class SearchTimings(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     updated_at: datetime
-    run_seconds: float = Field(description="Seconds spent running (over all attempts).")
+    elapsed_s: float | None = Field(
+        default=None, description="Seconds from start to finish (or to now while running)."
+    )
+    run_seconds: float = Field(
+        description="Seconds workers spent on it, over all attempts (updated when one ends)."
+    )
 
     @field_validator("created_at", "started_at", "finished_at", "updated_at")
     @classmethod

@@ -22,8 +22,8 @@ _api_key_header = APIKeyHeader(
 _bearer = HTTPBearer(auto_error=False, description="The service's NAS_API_KEY as a bearer token.")
 
 
-def get_settings(request: Request) -> Settings:
-    """The settings the app was created with."""
+async def get_settings(request: Request) -> Settings:
+    """The settings the app was created with (async: no thread hop for a field read)."""
     return request.app.state.settings
 
 
@@ -37,7 +37,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def require_api_key(
+async def require_api_key(
     settings: SettingsDep,
     api_key: Annotated[str | None, Security(_api_key_header)] = None,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,

@@ -58,6 +58,7 @@ def test_worker_runs_a_search_to_its_budget(settings: Any, app: Any, client: Any
     assert body["mlflow_run_id"] == f"parent-{search_id}"
     assert body["study_name"] == f"study-{search_id}"
     assert body["timings"]["started_at"] and body["timings"]["finished_at"]
+    assert body["timings"]["elapsed_s"] >= 0 and body["timings"]["run_seconds"] > 0
     assert body["worker_id"] is None and body["attempts"] == 1
     assert trial_numbers(app, search_id) == list(range(6))
     pareto = client.get(f"/searches/{search_id}/pareto").json()

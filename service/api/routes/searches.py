@@ -6,10 +6,11 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
+from starlette.concurrency import run_in_threadpool
 
 from service import crud
 from service.api.deps import SessionDep, SettingsDep
-from service.models import FINISHED, Search, Trial
+from service.models import FINISHED, Search, Trial, utcnow
 from service.schemas import (
     OBJECTIVE_DIRECTIONS,
     ErrorResponse,
@@ -44,6 +45,13 @@ _NOT_FOUND = {404: {"model": ErrorResponse, "description": "No search with that 
 _INVALID = {422: {"model": ErrorResponse, "description": "Invalid parameters or body."}}
 
 
+def _elapsed(search: Search) -> float | None:
+    if search.started_at is None:
+        return None
+    end = search.finished_at or (utcnow() if search.status == "running" else search.updated_at)
+    return max((end - search.started_at).total_seconds(), 0.0)
+
+
 def search_public(search: Search) -> SearchPublic:
     """The API view of a search row."""
     base = f"/searches/{search.id}"
@@ -69,6 +77,7 @@ def search_public(search: Search) -> SearchPublic:
             started_at=search.started_at,
             finished_at=search.finished_at,
             updated_at=search.updated_at,
+            elapsed_s=_elapsed(search),
             run_seconds=search.run_seconds or 0.0,
         ),
         mlflow_run_id=search.mlflow_run_id,
@@ -238,9 +247,7 @@ def _pareto(session: Any, search_id: str) -> tuple[Search, list[Trial]]:
     summary="Get a search's Pareto front",
     responses={**_NOT_FOUND, **_INVALID},
 )
-def get_pareto(
-    search_id: SearchId, session: SessionDep, settings: SettingsDep, request: Request
-) -> Response:
+async def get_pareto(search_id: SearchId, settings: SettingsDep, request: Request) -> Response:
     """The non-dominated complete trials so far (feasible ones only when a latency budget is
     set): trial id, architecture id and JSON, objective values, parameters, FLOPs,
     feasibility and MLflow run id. A running search's front may be up to NAS_CACHE_SECONDS
@@ -248,36 +255,40 @@ def get_pareto(
     cache = request.app.state.pareto_cache
     body = cache.get(search_id)
     if body is None:
-        search, front = _pareto(session, search_id)
-        objectives = list(search.objectives)
-        body = (
-            ParetoPublic(
-                search_id=search.id,
-                status=search.status,  # type: ignore[arg-type]
-                objectives=objectives,
-                directions=[OBJECTIVE_DIRECTIONS.get(o, "minimize") for o in objectives],
-                data=[
-                    ParetoPoint(
-                        trial_id=t.id,
-                        number=t.number,
-                        arch_id=t.arch_id,
-                        arch=t.arch,
-                        values=t.values or {},
-                        num_params=t.num_params,
-                        flops=t.flops,
-                        feasible=t.feasible,
-                        mlflow_run_id=t.mlflow_run_id,
-                    )
-                    for t in front
-                ],
-                count=len(front),
-            )
-            .model_dump_json()
-            .encode()
+        body, finished = await run_in_threadpool(
+            _render_pareto, request.app.state.sessionmaker, search_id
         )
-        finished = search.status in FINISHED
         cache.put(search_id, body, None if finished else settings.cache_seconds)
     return Response(content=body, media_type="application/json")
+
+
+def _render_pareto(sessions: Any, search_id: str) -> tuple[bytes, bool]:
+    """The front as JSON bytes, and whether the search has finished (front final)."""
+    with sessions() as session:
+        search, front = _pareto(session, search_id)
+        objectives = list(search.objectives)
+        pareto = ParetoPublic(
+            search_id=search.id,
+            status=search.status,  # type: ignore[arg-type]
+            objectives=objectives,
+            directions=[OBJECTIVE_DIRECTIONS.get(o, "minimize") for o in objectives],
+            data=[
+                ParetoPoint(
+                    trial_id=t.id,
+                    number=t.number,
+                    arch_id=t.arch_id,
+                    arch=t.arch,
+                    values=t.values or {},
+                    num_params=t.num_params,
+                    flops=t.flops,
+                    feasible=t.feasible,
+                    mlflow_run_id=t.mlflow_run_id,
+                )
+                for t in front
+            ],
+            count=len(front),
+        )
+        return pareto.model_dump_json().encode(), search.status in FINISHED
 
 
 @router.get(
