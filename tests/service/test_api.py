@@ -292,3 +292,20 @@ def test_openapi_documents_every_route(client: Any) -> None:
             assert "404" in codes, (method, path)
         if path != "/health":
             assert "401" in codes, (method, path)
+
+
+def test_text_with_nul_characters_is_stored_or_refused(client: Any) -> None:
+    body = {"space": {**TINY, "description": "a\x00b"}, "budget": 1}
+    response = client.post("/searches", json=body)
+    assert response.status_code in (202, 422), response.text
+    if response.status_code == 202:
+        got = client.get(f"/searches/{response.json()['id']}").json()
+        assert got["config"]["space"]["description"] == "a\x00b"
+
+
+def test_default_app_reads_the_environment(nas_home: Any) -> None:
+    import service.main
+
+    app = service.main.app
+    assert app.state.settings.database_url == f"sqlite:///{nas_home / 'service.db'}"
+    del service.main.app  # the next access builds a new one
