@@ -246,10 +246,18 @@ def _box(
     return [tuple(v for v in dom if v in values[j]) for j, dom in enumerate(domains)]
 
 
-def _normalise(param: Any, value: Any) -> Any:
-    """A YAML value as the block expects it (lists become tuples for tuple parameters)."""
-    if isinstance(param.default, tuple) and isinstance(value, list):
-        return tuple(value)
+MAX_BLOCK_COMBINATIONS = 10_000
+"""Most hyperparameter combinations one block may offer in one stage (checked one by one)."""
+MAX_STAGE_SHAPES = 4_096
+"""Most (input width, width, expansion, depth) combinations of one stage."""
+
+
+def _normalise(value: Any) -> Any:
+    """A YAML value as a block takes it: lists become tuples (hashable, as PSA expects)."""
+    if isinstance(value, list | tuple):
+        return tuple(_normalise(v) for v in value)
+    if isinstance(value, dict):
+        raise TypeError("a mapping is not a hyperparameter value")
     return value
 
 
@@ -350,7 +358,14 @@ def _resolve_stage(
                         f"not a parameter of {block} (known: {', '.join(known) or 'none'})",
                     )
                 hp = known[param]
-                norm = [_normalise(hp, v) for v in values]
+                try:
+                    norm = [_normalise(v) for v in values]
+                except TypeError as exc:
+                    raise SpaceError(source, f"{where}.{block}.{param}", str(exc)) from None
+                if len(set(norm)) != len(norm):
+                    raise SpaceError(
+                        source, f"{where}.{block}.{param}", "lists the same value twice"
+                    )
                 for v in norm:
                     broken = hp.check(v) if hp.check else None
                     if broken:
@@ -359,6 +374,14 @@ def _resolve_stage(
                         )
                 narrowed.setdefault(block, {})[param] = (f"{where}.{block}.{param}", norm)
 
+    shapes = len(prev_outs) * len(widths) * len(expansions) * len(depths)
+    if shapes > MAX_STAGE_SHAPES:
+        raise SpaceError(
+            source,
+            path,
+            f"{shapes} combinations of input width, width, expansion and depth; "
+            f"at most {MAX_STAGE_SHAPES}: search fewer values",
+        )
     placement = doc.placement
     offered: list[str] = []
     hparams: dict[str, dict[str, tuple[Any, ...]]] = {}
@@ -389,6 +412,14 @@ def _resolve_stage(
         names = [h.name for h in spec.hparams]
         mine = narrowed.get(block, {})
         domains = [tuple(mine[h.name][1]) if h.name in mine else h.domain for h in spec.hparams]
+        combinations = math.prod(len(d) for d in domains)
+        if combinations > MAX_BLOCK_COMBINATIONS:
+            raise SpaceError(
+                source,
+                f"{path}.hparams.{block}",
+                f"{combinations} hyperparameter combinations; at most "
+                f"{MAX_BLOCK_COMBINATIONS}: narrow the domains",
+            )
 
         def valid(hp: dict[str, Any], block: str = block, sites: set[Site] = sites) -> bool:
             return all(site_is_valid(block, s, hp) for s in sites)

@@ -142,3 +142,30 @@ def test_cli_lists_broken_spaces_and_exits_non_zero(
     out, err = capsys.readouterr()
     assert "zzz" in out and "tiny" in out
     assert "zzz.yaml: line 1" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("hparams", "field", "reason"),
+    [
+        ({"se": {"reduction": [4, 4]}}, "stages[0].hparams.se.reduction", "the same value twice"),
+        ({"se": {"reduction": [{"a": 1}]}}, "stages[0].hparams.se.reduction", "a mapping"),
+        (
+            {"cbam": {"reduction": list(range(1, 200)), "kernel_size": list(range(1, 200, 2))}},
+            "stages[0].hparams.cbam",
+            "19900 hyperparameter combinations; at most 10000",
+        ),
+    ],
+)
+def test_unusable_domains_are_rejected(hparams: dict, field: str, reason: str) -> None:
+    document = load_space("tiny").to_dict()
+    document["stages"][0]["hparams"] = hparams
+    with pytest.raises(SpaceError) as info:
+        parse_space(document)
+    assert info.value.field == field and reason in info.value.reason
+
+
+def test_too_many_stage_shapes_are_rejected() -> None:
+    document = load_space("tiny").to_dict()
+    document["stages"][0] |= {"width": list(range(1, 100)), "expansion": list(range(2, 100))}
+    with pytest.raises(SpaceError, match=r"stages\[0\]: 9702 combinations of input width"):
+        parse_space(document)
