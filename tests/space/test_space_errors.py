@@ -167,5 +167,6 @@ def test_unusable_domains_are_rejected(hparams: dict, field: str, reason: str) -
 def test_too_many_stage_shapes_are_rejected() -> None:
     document = load_space("tiny").to_dict()
     document["stages"][0] |= {"width": list(range(1, 100)), "expansion": list(range(2, 100))}
-    with pytest.raises(SpaceError, match=r"stages\[0\]: 9702 combinations of input width"):
+    # 1 stem width x 99 widths x 98 expansions x 2 depths
+    with pytest.raises(SpaceError, match=r"stages\[0\]: 19404 combinations of input width"):
         parse_space(document)
