@@ -152,6 +152,10 @@ class Arch:
         stages = data.get("stages")
         if not isinstance(stages, list | tuple) or not stages:
             raise SpaceError(src, "stages", "missing or not a non-empty list")
+        if not isinstance(data.get("small_input", False), bool):
+            raise SpaceError(
+                src, "small_input", f"must be true or false, got {data['small_input']!r}"
+            )
         for name in ("stem_width", "head_width"):
             value = data.get(name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
@@ -188,7 +192,7 @@ class Arch:
         return cls(
             backbone=backbone,
             stages=tuple(parsed),
-            small_input=bool(data.get("small_input", False)),
+            small_input=data.get("small_input", False),
             stem_width=data.get("stem_width"),
             head_width=data.get("head_width"),
         )

@@ -152,6 +152,7 @@ def test_bad_params_are_space_errors() -> None:
         ({"backbone": "resnet"}, "stages"),
         ({"backbone": "resnet", "stages": [{"attention": "se"}]}, "stages[0].width"),
         ({"backbone": "resnet", "stages": [], "colour": 1}, "colour"),
+        ({"backbone": "resnet", "small_input": "no", "stages": [{}]}, "small_input"),
     ],
 )
 def test_malformed_arch_dicts(data: dict, field: str) -> None:
