@@ -309,3 +309,26 @@ def test_default_app_reads_the_environment(nas_home: Any) -> None:
     app = service.main.app
     assert app.state.settings.database_url == f"sqlite:///{nas_home / 'service.db'}"
     del service.main.app  # the next access builds a new one
+
+
+def test_a_finished_trial_never_turns_back_into_a_running_one(client: Any, app: Any) -> None:
+    search = submit(client)
+    done = {"number": 0, "state": "COMPLETE", "values": {"accuracy": 0.5, "latency_ms": 1.0}}
+    with app.state.sessionmaker() as session:
+        crud.upsert_trials(session, search_id=search["id"], records=[done])
+        crud.upsert_trials(
+            session, search_id=search["id"], records=[{"number": 0, "state": "RUNNING"}]
+        )
+        crud.upsert_trials(
+            session, search_id=search["id"], records=[{"number": 1, "state": "RUNNING"}]
+        )
+        crud.upsert_trials(
+            session,
+            search_id=search["id"],
+            records=[{"number": 1, "state": "FAIL", "error": "x", "interrupted": True}],
+        )
+        session.commit()
+    trials = client.get(f"/searches/{search['id']}/trials").json()["data"]
+    assert [(t["number"], t["state"]) for t in trials] == [(0, "COMPLETE"), (1, "FAIL")]
+    assert trials[0]["values"] == {"accuracy": 0.5, "latency_ms": 1.0}
+    assert trials[1]["interrupted"] is True
