@@ -145,7 +145,7 @@ class Worker:
                 self._reconcile(claim.search_id)
             kwargs: dict[str, Any] = {
                 "search_id": claim.search_id,
-                "on_trial": lambda record: self._on_trial(claim.search_id, record),
+                "on_trial": lambda record: self._on_trial(claim.search_id, record, state),
                 "on_progress": lambda progress: self._on_progress(claim.search_id, progress),
                 "should_stop": lambda: state.stop(self.shutdown),
             }
@@ -231,12 +231,31 @@ class Worker:
                 study_name=getattr(previous, "study_name", None),
             )
 
-    def _on_trial(self, search_id: str, record: Any) -> None:
+    def _on_trial(self, search_id: str, record: Any, state: _RunState) -> None:
         try:
             with self.sessions() as session:
                 crud.upsert_trial(session, search_id=search_id, record=record)
         except Exception:  # the trial is in the Optuna study; the end of the run copies it
             log.exception("search %s: could not store a trial", search_id)
+        if not state.run_info_stored:
+            state.run_info_stored = True
+            self._store_run_info(search_id)
+
+    def _store_run_info(self, search_id: str) -> None:
+        """The MLflow parent run and Optuna study, as soon as the search has stored them."""
+        try:
+            from nas.search import load_search
+
+            stored = load_search(search_id, storage=self.settings.optuna_storage)
+            with self.sessions() as session:
+                crud.set_run_info(
+                    session,
+                    search_id=search_id,
+                    mlflow_run_id=getattr(stored, "mlflow_run_id", None),
+                    study_name=getattr(stored, "study_name", None),
+                )
+        except Exception as exc:  # another search function, or nothing stored yet
+            log.info("search %s: run info not available yet (%s)", search_id, exc)
 
     def _on_progress(self, search_id: str, progress: Any) -> None:
         try:
@@ -274,6 +293,7 @@ class _RunState:
     def __init__(self) -> None:
         self.cancel = False
         self.lost = False
+        self.run_info_stored = False
         self.done = threading.Event()
 
     def stop(self, shutdown: threading.Event) -> bool:

@@ -171,14 +171,16 @@ def test_serve_runs_a_search_that_survives_sigkill(service: Service) -> None:
         errors = [(t["number"], t["state"], t["error"]) for t in trials if t["error"]]
         assert time.monotonic() < deadline, f"no 2 complete trials: {errors}\n{service.logs()}"
         time.sleep(0.2)
+    running = _get(service, f"/searches/{search_id}")
     service.kill()  # mid-search: the budget is not reached yet
     assert len(before) < BUDGET
+    assert running["status"] == "running" and running["mlflow_run_id"]
 
     service.start()
     body = _wait(service, search_id, lambda b: b["status"] == "completed", timeout=150)
     assert body["progress"]["done"] == BUDGET
     assert body["attempts"] == 2
-    assert body["mlflow_run_id"] and body["study_name"]
+    assert body["mlflow_run_id"] == running["mlflow_run_id"] and body["study_name"]
 
     trials = _get(service, f"/searches/{search_id}/trials?limit=1000")
     numbers = [t["number"] for t in trials["data"]]
