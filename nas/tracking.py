@@ -5,7 +5,9 @@ The parent run holds the space, the settings and library versions, and at the en
 tag (``mlflow.parentRunId``, which ``mlflow ui`` shows as a tree), every architecture choice
 as a param, per-epoch accuracy, latency statistics, params and FLOPs as metrics, ``arch.json``
 as an artifact and ``pareto=true|false``. A resumed search reuses its parent run.
-Everything is logged from the driver process through an explicit ``MlflowClient``.
+Everything is logged from the driver process through an explicit ``MlflowClient``; trial runs
+are written by one background thread (:meth:`SearchTracker.submit_trial`) so that MLflow never
+holds up the Ray Tune event loop, and :meth:`SearchTracker.drain` waits for them.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +30,8 @@ if TYPE_CHECKING:
 __all__ = ["EXPERIMENT", "SearchTracker", "pareto_plot", "trials_table"]
 
 EXPERIMENT = "nas"
+
+log = logging.getLogger(__name__)
 
 
 def _ms(dt: Any) -> int | None:
@@ -44,6 +50,8 @@ class SearchTracker:
         self.client = MlflowClient(tracking_uri=self.uri)
         self.experiment_id = self._experiment()
         self.parent_run_id: str | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._pending: list[Future] = []
 
     def _experiment(self) -> str:
         from nas import workspace
@@ -98,6 +106,39 @@ class SearchTracker:
         self.client.log_dict(rid, config, "config.json")
         self.parent_run_id = rid
         return rid
+
+    def submit_trial(
+        self,
+        record: TrialRecord,
+        search_id: str,
+        on_logged: Callable[[int, str], None] | None = None,
+    ) -> Future:
+        """Log a trial's child run in the background; ``on_logged(number, run_id)`` after."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nas-mlflow")
+
+        def work() -> str | None:
+            try:
+                run_id = self.log_trial(record, search_id)
+            except Exception as exc:
+                log.warning("MLflow logging of trial %s failed: %s", record.number, exc)
+                return None
+            if on_logged is not None:
+                on_logged(record.number, run_id)
+            return run_id
+
+        future = self._executor.submit(work)
+        self._pending.append(future)
+        return future
+
+    def drain(self) -> None:
+        """Wait until every submitted trial is logged."""
+        for future in self._pending:
+            future.result()
+        self._pending.clear()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
 
     def log_trial(self, record: TrialRecord, search_id: str) -> str:
         """A finished child run for one trial; returns its run id."""
@@ -155,14 +196,18 @@ class SearchTracker:
     ) -> None:
         """Tag the Pareto members and attach the front, its plot and the trials table."""
         assert self.parent_run_id is not None
+        self.drain()
         members = {t.number for t in pareto}
         for t in trials:
-            if t.mlflow_run_id:
-                flag = "true" if t.number in members else "false"
-                try:
+            if not t.mlflow_run_id:
+                continue
+            flag = "true" if t.number in members else "false"
+            try:
+                run = self.client.get_run(t.mlflow_run_id)
+                if run.data.tags.get("pareto") != flag:
                     self.client.set_tag(t.mlflow_run_id, "pareto", flag)
-                except Exception:  # a child run deleted by hand must not break the search
-                    continue
+            except Exception:  # a child run deleted by hand must not break the search
+                continue
         rid = self.parent_run_id
         self.client.log_dict(rid, [t.model_dump(mode="json") for t in pareto], "pareto.json")
         self.client.log_text(rid, trials_table(trials, objectives), "trials.csv")

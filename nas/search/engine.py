@@ -160,6 +160,7 @@ class _Run:
         self.started = time.monotonic()
         self.finished_here = 0
         self.lock = threading.Lock()
+        self.run_ids: dict[str, str] = dict(study.user_attrs.get(ATTR["runs"]) or {})
         self.stop_flag = threading.Event()
         self.should_stop: Callable[[], bool] | None = None
 
@@ -188,6 +189,15 @@ class _Run:
             elapsed_s=elapsed,
             eta_s=eta,
         )
+
+    def _logged(self, number: int, run_id: str) -> None:
+        """Remember a trial's MLflow child run (a study attribute: the trial is finished)."""
+        with self.lock:
+            self.run_ids[str(number)] = run_id
+            runs = dict(self.run_ids)
+        if number in self.records:
+            self.records[number].mlflow_run_id = run_id
+        self.study.set_user_attr(ATTR["runs"], runs)
 
     def finish_trial(self, ot_trial: Any, result: dict[str, Any] | None, error: bool) -> None:
         """Record one Ray trial's outcome in Optuna (COMPLETE or FAIL) and MLflow."""
@@ -229,14 +239,7 @@ class _Run:
             finished_at=datetime.now(),
             interrupted=interrupted,
         )
-        if self.tracker is not None and not interrupted:
-            try:
-                record.mlflow_run_id = self.tracker.log_trial(record, self.search_id)
-            except Exception as exc:
-                log.warning("MLflow logging of trial %s failed: %s", record.number, exc)
         ot_trial.set_user_attr(ATTR["metrics"], record.metrics)
-        if record.mlflow_run_id:
-            ot_trial.set_user_attr(ATTR["run"], record.mlflow_run_id)
         if err:
             ot_trial.set_user_attr(ATTR["error"], err)
         if interrupted:
@@ -247,6 +250,8 @@ class _Run:
             )
         state = optuna.trial.TrialState.COMPLETE if values else optuna.trial.TrialState.FAIL
         self.study.tell(ot_trial, values, state=state)
+        if self.tracker is not None and not interrupted:
+            self.tracker.submit_trial(record.model_copy(), self.search_id, self._logged)
         with self.lock:
             self.records[record.number] = record
             if not interrupted:
@@ -403,7 +408,8 @@ def run_search(
         study.set_user_attr(ATTR["versions"], _versions())
     study.set_user_attr(ATTR["state"], "running")
 
-    records = [trial_record(t, config.objectives) for t in study.get_trials(deepcopy=False)]
+    runs = study.user_attrs.get(ATTR["runs"]) or {}
+    records = [trial_record(t, config.objectives, runs) for t in study.get_trials(deepcopy=False)]
     done = sum(r.finished for r in records)
     remaining = config.budget - done
 
@@ -455,6 +461,7 @@ def run_search(
         restore_sigint()
         _ACTIVE.pop(search_id, None)
     _mark_interrupted(study)
+    tracker.drain()  # every child run logged and its id stored before reading back
     study.set_user_attr(ATTR["state"], state)
     if error:
         study.set_user_attr(ATTR["error"], error[:2000])
@@ -499,6 +506,10 @@ def _fit(
     trial_fn: Callable[..., dict[str, Any]] | None,
 ) -> None:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no console tables
+    # Optuna and MLflow keep every result; Tune's per-trial CSV/JSON/TensorBoard files would
+    # only cost time on the driver's event loop.
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     ensure_ray(config.ray_address)
     from ray import tune
 

@@ -51,6 +51,7 @@ ATTR = {
     "metrics": "nas.metrics",
     "feasible": "nas.feasible",
     "run": "nas.mlflow_run_id",
+    "runs": "nas.mlflow_child_runs",  # study attribute: trial number -> child run id
     "interrupted": "nas.interrupted",
 }
 
@@ -123,8 +124,12 @@ def _finite(value: Any) -> bool:
     return isinstance(value, int | float) and math.isfinite(float(value))
 
 
-def trial_record(trial: optuna.trial.FrozenTrial, objectives: list[str]) -> TrialRecord:
-    """A :class:`TrialRecord` from an Optuna trial of a search."""
+def trial_record(
+    trial: optuna.trial.FrozenTrial,
+    objectives: list[str],
+    runs: dict[str, str] | None = None,
+) -> TrialRecord:
+    """A :class:`TrialRecord` from an Optuna trial of a search (``runs``: MLflow run ids)."""
     attrs = trial.user_attrs
     metrics = attrs.get(ATTR["metrics"]) or {}
     values: dict[str, float] = {}
@@ -141,7 +146,7 @@ def trial_record(trial: optuna.trial.FrozenTrial, objectives: list[str]) -> Tria
         values=values,
         metrics=metrics,
         feasible=feasible,
-        mlflow_run_id=attrs.get(ATTR["run"]),
+        mlflow_run_id=attrs.get(ATTR["run"]) or (runs or {}).get(str(trial.number)),
         error=attrs.get(ATTR["error"]),
         started_at=trial.datetime_start,
         finished_at=trial.datetime_complete,
@@ -183,7 +188,8 @@ def load_search(search_id: str, storage: str | None = None) -> SearchResult:
     study = optuna.load_study(study_name=study_name, storage=store)
     attrs = study.user_attrs
     config = SearchConfig.model_validate(attrs[ATTR["config"]])
-    trials = [trial_record(t, config.objectives) for t in study.get_trials(deepcopy=False)]
+    runs = attrs.get(ATTR["runs"]) or {}
+    trials = [trial_record(t, config.objectives, runs) for t in study.get_trials(deepcopy=False)]
     return SearchResult(
         search_id=search_id,
         study_name=study_name,

@@ -52,7 +52,9 @@ def evaluate_candidate(
         kind = "out of memory" if _is_oom(exc) else type(exc).__name__
         text = f"{kind}: {exc}".strip()
         tb = traceback.format_exc(limit=6)
-        return {FAILED: True, ERROR: text[:2000], "nas_traceback": tb[-4000:]}
+        failed: dict[str, Any] = {FAILED: True, ERROR: text[:2000], "nas_traceback": tb[-4000:]}
+        # Ray Tune insists every result names the metrics; NaN marks them missing.
+        return failed | {name: math.nan for name in objectives}
     result: dict[str, Any] = {FAILED: False, METRICS: json.dumps(metrics, default=_jsonify)}
     for name in objectives:
         result[name] = float(metrics[name])
