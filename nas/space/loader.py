@@ -19,7 +19,8 @@ from typing import Any
 import yaml
 
 from nas.space.errors import SpaceError
-from nas.space.space import SearchSpace, resolve_space
+from nas.space.resolve import resolve_space
+from nas.space.space import SearchSpace
 
 __all__ = ["list_spaces", "load_space", "parse_space", "space_path", "spaces_dirs"]
 
