@@ -132,7 +132,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.pareto_cache = ResponseCache()
     protected = [Depends(require_api_key)]
-    errors = {401: {"model": _error_model(), "description": "Missing or wrong API key."}}
+    errors = {
+        401: {"model": _error_model(), "description": "Missing or wrong API key."},
+        503: {"model": _error_model(), "description": "The database is unavailable."},
+    }
     for router in (searches.router, spaces.router, blocks.router):
         app.include_router(router, dependencies=protected, responses=errors)
     app.include_router(health.router)

@@ -1,5 +1,6 @@
-"""SQLAlchemy 2 ORM tables: ``searches`` (one row per search, its queue state and lease) and
-``trials`` (one row per finished or running trial, unique per ``(search_id, number)``).
+"""SQLAlchemy 2 ORM tables: ``nas_searches`` (one row per search, its queue state and lease)
+and ``nas_trials`` (one row per finished or running trial, unique per ``(search_id, number)``).
+The prefix keeps them apart from Optuna's and MLflow's tables if they share a database.
 
 Times are naive UTC (``utcnow()``) so SQLite and PostgreSQL compare them the same way.
 """
@@ -50,8 +51,8 @@ class Base(DeclarativeBase):
 class Search(Base):
     """A search: its request, status, progress, and the worker lease while it runs."""
 
-    __tablename__ = "searches"
-    __table_args__ = (Index("ix_searches_status_created", "status", "created_at"),)
+    __tablename__ = "nas_searches"
+    __table_args__ = (Index("ix_nas_searches_status_created", "status", "created_at"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str | None] = mapped_column(String(200))
@@ -86,15 +87,15 @@ class Search(Base):
 class Trial(Base):
     """One trial of a search, as reported by ``run_search``'s ``on_trial`` callback."""
 
-    __tablename__ = "trials"
+    __tablename__ = "nas_trials"
     __table_args__ = (
-        UniqueConstraint("search_id", "number", name="uq_trials_search_number"),
-        Index("ix_trials_search_front", "search_id", "on_front"),
+        UniqueConstraint("search_id", "number", name="uq_nas_trials_search_number"),
+        Index("ix_nas_trials_search_front", "search_id", "on_front"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     search_id: Mapped[str] = mapped_column(
-        String(32), ForeignKey("searches.id", ondelete="CASCADE")
+        String(32), ForeignKey("nas_searches.id", ondelete="CASCADE")
     )
     number: Mapped[int] = mapped_column(Integer)
     state: Mapped[str] = mapped_column(String(16))

@@ -332,3 +332,20 @@ def test_a_finished_trial_never_turns_back_into_a_running_one(client: Any, app: 
     assert [(t["number"], t["state"]) for t in trials] == [(0, "COMPLETE"), (1, "FAIL")]
     assert trials[0]["values"] == {"accuracy": 0.5, "latency_ms": 1.0}
     assert trials[1]["interrupted"] is True
+
+
+def test_the_service_can_share_a_database_with_optuna(nas_home: Any) -> None:
+    import optuna
+    from fastapi.testclient import TestClient
+
+    from service.core.config import Settings
+    from service.main import create_app
+
+    url = f"sqlite:///{nas_home / 'shared.db'}"
+    optuna.create_study(storage=url, study_name="other")  # Optuna's own tables, e.g. trials
+    app = create_app(Settings(database_url=url))
+    with TestClient(app) as client:
+        search = submit(client)
+        assert client.get(f"/searches/{search['id']}/trials").json()["count"] == 0
+    assert optuna.load_study(study_name="other", storage=url).trials == []
+    app.state.engine.dispose()
