@@ -341,6 +341,7 @@ def test_the_service_can_share_a_database_with_optuna(nas_home: Any) -> None:
     from service.core.config import Settings
     from service.main import create_app
 
+    nas_home.mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{nas_home / 'shared.db'}"
     optuna.create_study(storage=url, study_name="other")  # Optuna's own tables, e.g. trials
     app = create_app(Settings(database_url=url))
