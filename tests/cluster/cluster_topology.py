@@ -316,11 +316,16 @@ def _start_node(role: str, name: str, env: dict[str, str], work: Path) -> tuple[
 
 
 def start_ray_head(
-    work: Path, env: dict[str, str], num_cpus: int = 1, *, port: int | None = None
+    work: Path,
+    env: dict[str, str],
+    num_cpus: int = 1,
+    *,
+    port: int | None = None,
+    **extra: str,
 ) -> RayNode:
     """A Ray head on this machine (GCS on ``port``, default a free one); returns once it runs."""
     port = port or free_port()
-    head_env = ray_env(env, num_cpus, work / "home-head", RAY_PORT=str(port))
+    head_env = ray_env(env, num_cpus, work / "home-head", RAY_PORT=str(port), **extra)
     proc, temp_dir = _start_node("ray-head", "ray-head", head_env, work)
     node = RayNode(proc, f"127.0.0.1:{port}", temp_dir)
     try:

@@ -61,7 +61,10 @@ def cluster() -> Iterator[Cluster]:
         with ThreadPoolExecutor(4) as pool:
             futures: dict[str, Any] = {
                 "mlflow": pool.submit(start_mlflow, work, env, mlflow_url, port=mlflow_port),
-                "head": pool.submit(start_ray_head, work, env, 1, port=gcs_port),
+                # Head trials wait for one on the second node to finish (cluster_trials).
+                "head": pool.submit(
+                    start_ray_head, work, env, 1, port=gcs_port, NAS_IT_WAIT_FOR_PEER="1"
+                ),
                 "service": pool.submit(
                     start_service,
                     work,

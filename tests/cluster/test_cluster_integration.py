@@ -4,7 +4,8 @@ A search submitted through the REST API runs as a Ray driver in the service's wo
 trials spread over the two Ray nodes (one CPU each, two concurrent trials), its study lands in
 PostgreSQL and its runs in the MLflow server. Mid-search the second node is killed (SIGKILL of
 its whole process tree) while one of its trials runs: that trial fails, the search goes on on
-the head and finishes its budget with every trial accounted for.
+the head and finishes its budget with every trial accounted for. The trial function
+(cluster_trials.py) orders the trials so this holds whichever node is faster.
 """
 
 from __future__ import annotations
