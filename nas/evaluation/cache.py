@@ -2,7 +2,8 @@
 
 Entries live in a SQLite file (``$NAS_HOME/latency_cache.sqlite``); SQLite's own locking
 makes concurrent trial processes safe. The key is the model key (space fingerprint + arch id)
-plus the conditions: device, device name, batch size, input shape, threads, torch version.
+plus the conditions: device, device name, batch size, input shape, threads, torch version
+and the clock.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def cache_key(
     input_shape: Sequence[int],
     threads: int,
     torch_version: str,
+    clock: str = "wall",
 ) -> tuple[str, str]:
     """(key, conditions JSON) of one measurement condition for one model."""
     conditions = json.dumps(
@@ -49,6 +51,7 @@ def cache_key(
             "input_shape": [int(v) for v in input_shape],
             "threads": int(threads),
             "torch_version": torch_version,
+            "clock": clock,
         },
         sort_keys=True,
     )
@@ -92,6 +95,7 @@ class LatencyCache:
             input_shape=stats.input_shape,
             threads=stats.threads,
             torch_version=stats.torch_version,
+            clock=stats.clock,
         )
         connection = self._connect()
         try:

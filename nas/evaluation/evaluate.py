@@ -141,6 +141,12 @@ def _latency(
     """Cached stats, or a measurement under the node's exclusive lock (then cached)."""
     device = resolve_device(settings.latency_device or settings.device)
     key = model_key(space, arch, num_classes)
+    threads = settings.latency_threads
+    clock = settings.latency_clock
+    if device.type == "cuda":
+        clock = "cuda"
+    elif clock == "auto":
+        clock = "cpu" if threads == 1 else "wall"
     conditions: dict[str, Any] = {
         "device": str(device),
         "device_name": device_name(device),
@@ -148,6 +154,7 @@ def _latency(
         "input_shape": input_shape,
         "threads": settings.latency_threads,
         "torch_version": torch.__version__,
+        "clock": clock,
     }
     cache = LatencyCache() if settings.latency_cache else None
     if cache is not None and (hit := cache.get(key, **conditions)) is not None:
@@ -163,6 +170,7 @@ def _latency(
             threads=settings.latency_threads,
             warmup=settings.latency_warmup,
             repeats=settings.latency_repeats,
+            clock=settings.latency_clock,
         )
     if cache is not None:
         cache.put(key, stats)

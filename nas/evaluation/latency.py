@@ -1,10 +1,15 @@
 """Inference latency of a model: warm-up, then timed single forward passes.
 
 The model runs in eval mode under ``torch.inference_mode()`` on a fixed batch size, input
-shape and CPU thread count. On CPU each pass is timed with ``time.perf_counter_ns``; on CUDA
-with a pair of CUDA events around each pass and a synchronisation after it. The result holds
-the median (the figure to compare), p90, p10, min and the coefficient of variation, and the
-conditions they were measured under.
+shape and CPU thread count. On CUDA each pass is timed with a pair of CUDA events around it
+and a synchronisation after it. On CPU the clock is either the wall clock
+(``time.perf_counter_ns``) or, for a single-threaded measurement, the measuring thread's own
+CPU time (``time.thread_time_ns``): on a shared machine a pass's wall time also counts the
+time the thread waited for a core while other processes ran, which is noise from the
+neighbours, not a property of the model; its CPU time is what the pass costs (``clock="auto"``
+picks the CPU-time clock at one thread, the wall clock otherwise). The result holds the median
+(the figure to compare), p90, p10, min and the coefficient of variation, and the conditions
+they were measured under.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import contextlib
 import gc
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -27,6 +32,9 @@ __all__ = ["LatencyStats", "measure_latency", "summarize", "time_cpu", "time_cud
 
 DEFAULT_WARMUP = 10
 DEFAULT_REPEATS = 60
+
+
+CLOCKS = {"wall": time.perf_counter_ns, "cpu": time.thread_time_ns}
 
 
 def time_cpu(
@@ -77,17 +85,28 @@ def measure_latency(
     warmup: int = DEFAULT_WARMUP,
     repeats: int = DEFAULT_REPEATS,
     *,
+    clock: Literal["auto", "wall", "cpu"] = "auto",
     lock: MeasurementLock | None = None,
 ) -> LatencyStats:
     """Time `model` on a random (batch_size, *input_shape) input.
 
     The model is moved to `device` and put in eval mode for the measurement (its previous
-    mode is restored). When `lock` is given the measurement holds it exclusive, pausing the
-    cooperating training loops on this node.
+    mode is restored). `clock` (CPU only): ``"cpu"`` times the thread's CPU time, valid at
+    one thread; ``"auto"`` uses it at one thread and the wall clock otherwise. When `lock` is
+    given the measurement holds it exclusive, pausing the cooperating training loops on this
+    node.
     """
     if repeats < 1 or warmup < 0 or batch_size < 1 or threads < 1:
         raise ValueError("need repeats >= 1, warmup >= 0, batch_size >= 1, threads >= 1")
+    if clock not in ("auto", "wall", "cpu"):
+        raise ValueError(f"clock must be auto, wall or cpu, got {clock!r}")
+    if clock == "cpu" and threads != 1:
+        raise ValueError("the cpu clock counts one thread's time: use it with threads=1")
     target = resolve_device(device)
+    if target.type == "cuda":
+        clock_used = "cuda"
+    else:
+        clock_used = "cpu" if clock == "cpu" or (clock == "auto" and threads == 1) else "wall"
     shape = tuple(int(v) for v in input_shape)
     was_training = model.training
     try:
@@ -103,7 +122,7 @@ def measure_latency(
             if target.type == "cuda":
                 times = time_cuda(run, warmup, repeats)
             else:
-                times = time_cpu(run, warmup, repeats)
+                times = time_cpu(run, warmup, repeats, clock=CLOCKS[clock_used])
     except (ValueError, TimeoutError):
         raise
     except Exception as exc:
@@ -114,6 +133,7 @@ def measure_latency(
         **summarize(times),
         repeats=repeats,
         warmup=warmup,
+        clock=clock_used,
         device=str(target),
         device_name=device_name(target),
         threads=threads,

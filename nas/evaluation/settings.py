@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = ["DATASETS", "EvalSettings"]
 
@@ -50,4 +50,13 @@ class EvalSettings(BaseModel):
     latency_device: Literal["cpu", "cuda"] | None = Field(
         default=None, description="None: the training device."
     )
+    latency_clock: Literal["auto", "wall", "cpu"] = Field(
+        default="auto", description="CPU timing clock: auto = thread CPU time at one thread."
+    )
     latency_cache: bool = Field(default=True, description="Reuse a measured latency.")
+
+    @model_validator(mode="after")
+    def _cpu_clock_needs_one_thread(self) -> EvalSettings:
+        if self.latency_clock == "cpu" and self.latency_threads != 1:
+            raise ValueError("latency_clock 'cpu' counts one thread's time: set latency_threads=1")
+        return self

@@ -32,6 +32,7 @@ class LatencyStats:
     batch_size: int
     input_shape: tuple[int, ...]
     torch_version: str
+    clock: str = "wall"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""

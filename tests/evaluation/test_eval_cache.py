@@ -32,6 +32,7 @@ CONDITIONS = {
     "input_shape": (3, 32, 32),
     "threads": 1,
     "torch_version": "2.13.0",
+    "clock": "wall",
 }
 
 
@@ -49,6 +50,7 @@ def test_round_trip_and_keys(nas_home: Path) -> None:
         ("device", "cuda:0"),
         ("device_name", "Other CPU"),
         ("torch_version", "2.4.0"),
+        ("clock", "cpu"),
     ]:
         assert cache.get("m1", **{**CONDITIONS, field: value}) is None, field
     cache.put("m1", replace(STATS, median_ms=9.0))  # the first measurement stays

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import itertools
+import time
 from pathlib import Path
 
 import pytest
 import torch
+from pydantic import ValidationError
 from torch import nn
 
-from nas.evaluation import EvaluationError, LatencyStats, MeasurementLock, measure_latency
+from nas.evaluation import (
+    EvalSettings,
+    EvaluationError,
+    LatencyStats,
+    MeasurementLock,
+    measure_latency,
+)
 from nas.evaluation.latency import summarize, time_cpu, time_cuda
 
 
@@ -148,3 +156,23 @@ def test_failures_are_evaluation_errors() -> None:
             measure_latency(nn.Identity(), (1, 2, 2), device="cuda", repeats=3)
     with pytest.raises(ValueError):
         measure_latency(nn.Identity(), (1, 2, 2), repeats=0)
+
+
+class _Sleeper(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        time.sleep(0.02)  # waiting, like a thread that is preempted, costs no CPU time
+        return x
+
+
+def test_clock_choice() -> None:
+    wall = measure_latency(_Sleeper(), (1, 2, 2), warmup=0, repeats=3, clock="wall")
+    cpu = measure_latency(_Sleeper(), (1, 2, 2), warmup=0, repeats=3, clock="cpu")
+    assert (wall.clock, cpu.clock) == ("wall", "cpu")
+    assert wall.min_ms >= 20.0
+    assert cpu.median_ms < 10.0
+    assert measure_latency(nn.Identity(), (1, 2, 2), repeats=3).clock == "cpu"
+    assert measure_latency(nn.Identity(), (1, 2, 2), threads=2, repeats=3).clock == "wall"
+    with pytest.raises(ValueError, match="threads=1"):
+        measure_latency(nn.Identity(), (1, 2, 2), threads=2, clock="cpu")
+    with pytest.raises(ValidationError, match="latency_threads=1"):
+        EvalSettings(latency_clock="cpu", latency_threads=2)
