@@ -110,7 +110,8 @@ def resolve_space(space: str | dict[str, Any]) -> tuple[str, str | dict[str, Any
     except Exception as exc:  # parse_space should only raise SpaceError; never answer 500
         log.exception("parse_space failed unexpectedly")
         raise RequestError(f"space: invalid inline space: {exc}", field="space") from exc
-    return getattr(parsed, "name", None) or "<inline>", document
+    name = str(getattr(parsed, "name", None) or "<inline>")
+    return name[:200], document
 
 
 def _data_dir(value: str, settings: Settings) -> str:

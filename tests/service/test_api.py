@@ -350,3 +350,10 @@ def test_the_service_can_share_a_database_with_optuna(nas_home: Any) -> None:
         assert client.get(f"/searches/{search['id']}/trials").json()["count"] == 0
     assert optuna.load_study(study_name="other", storage=url).trials == []
     app.state.engine.dispose()
+
+
+def test_a_long_inline_space_name_is_stored_or_refused(client: Any) -> None:
+    response = client.post("/searches", json={"space": {**TINY, "name": "n" * 500}})
+    assert response.status_code in (202, 422), response.text
+    if response.status_code == 202:
+        assert client.get(response.json()["links"]["self"]).json()["space"] == "n" * 200

@@ -3,6 +3,7 @@ the OpenAPI schema never get a 500, and every response matches the documented sc
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,8 @@ CHECKS = [
     response_schema_conformance,
     negative_data_rejection,
 ]
-EXAMPLES = {GenerationMode.POSITIVE: 25, GenerationMode.NEGATIVE: 15}
+SCALE = int(os.environ.get("NAS_FUZZ_SCALE", "1"))  # more examples for a longer local run
+EXAMPLES = {GenerationMode.POSITIVE: 25 * SCALE, GenerationMode.NEGATIVE: 15 * SCALE}
 
 
 @pytest.fixture
@@ -37,7 +39,16 @@ def fuzzed_schema(nas_home: Path) -> Any:
     from service.db import make_sessionmaker
     from service.main import create_app
 
-    app = create_app(Settings(database_url=f"sqlite:///{nas_home / 'service.db'}"))
+    # NAS_FUZZ_DATABASE_URL: fuzz against another (empty) database, e.g. a PostgreSQL one.
+    url = os.environ.get("NAS_FUZZ_DATABASE_URL") or f"sqlite:///{nas_home / 'service.db'}"
+    if os.environ.get("NAS_FUZZ_DATABASE_URL"):
+        from service.db import create_db_engine
+        from service.models import Base
+
+        engine = create_db_engine(url)
+        Base.metadata.drop_all(engine)
+        engine.dispose()
+    app = create_app(Settings(database_url=url))
     with make_sessionmaker(app.state.engine)() as session:
         crud.create_search(
             session,
@@ -85,7 +96,7 @@ def test_no_server_error_and_documented_responses(fuzzed_schema: Any, mode: Any)
 
             @given(case=operation.as_strategy(generation_mode=mode, path_parameters=known))
             @settings(
-                max_examples=5,
+                max_examples=5 * SCALE,
                 deadline=None,
                 database=None,
                 derandomize=True,
