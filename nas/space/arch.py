@@ -81,12 +81,16 @@ class ArchStage:
             "placement": self.placement,
         }
 
-    def describe(self) -> str:
-        """``se(r16)``, ``none``, ``psa(k3-5-7-9,g1-4-8-16,r16)``."""
-        if not self.hparams:
-            return self.attention
-        parts = [f"{_ABBREVIATIONS.get(k, k)}{_short(v)}" for k, v in self.hparams.items()]
-        return f"{self.attention}({','.join(parts)})"
+    def describe(self, structure: bool = False) -> str:
+        """``se(r16)``, ``none``, ``psa(g1-4-8-16,k3-5-7-9,r16)``; with ``structure`` the
+        stage's width, depth, expansion and kernel follow: ``se(r16)[w24d2e6k3]``."""
+        text = self.attention
+        if self.hparams:
+            parts = [f"{_ABBREVIATIONS.get(k, k)}{_short(v)}" for k, v in self.hparams.items()]
+            text += f"({','.join(parts)})"
+        if structure:
+            text += f"[w{self.width}d{self.depth}e{self.expansion}k{self.kernel}]"
+        return text
 
 
 _STAGE_INTS = ("width", "depth", "stride", "expansion", "kernel")
@@ -123,9 +127,10 @@ class Arch:
         """Stable 12-character id: the start of the SHA-256 of :meth:`to_json`."""
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:12]
 
-    def describe(self) -> str:
-        """Compact readable form: the stages' attention, e.g. ``se(r16)|none|ca(r32)``."""
-        return "|".join(s.describe() for s in self.stages)
+    def describe(self, structure: bool = False) -> str:
+        """Compact readable form: the stages' attention, e.g. ``se(r16)|none|ca(r32)``
+        (``structure=True`` adds each stage's width, depth, expansion and kernel)."""
+        return "|".join(s.describe(structure) for s in self.stages)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Arch) and self.to_json() == other.to_json()

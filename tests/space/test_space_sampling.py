@@ -129,6 +129,8 @@ def test_describe_is_compact() -> None:
     # official defaults not offered become the nearest offered value: sa's 64 groups -> 8
     # (16 channels allow 4 and 8); se's reduction 16 -> 8 in stage 0's narrowed {4, 8}
     assert default_arch(tiny, "se").describe() == "se(r8)|se(r16)"
+    # tiny searches stage 0's depth and stage 1's kernel; the first listed values are default
+    assert default_arch(tiny).describe(structure=True) == "none[w8d1e2k3]|none[w16d1e2k3]"
 
 
 def test_default_arch_rejects_unknown_blocks() -> None:
