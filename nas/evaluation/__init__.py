@@ -15,7 +15,7 @@ from nas.evaluation.settings import EvalSettings
 if TYPE_CHECKING:
     from nas.evaluation.cache import LatencyCache
     from nas.evaluation.datasets import Dataset, load_dataset
-    from nas.evaluation.evaluate import evaluate
+    from nas.evaluation.evaluator import evaluate
     from nas.evaluation.isolation import MeasurementLock, measurement_lock
     from nas.evaluation.latency import measure_latency
     from nas.evaluation.stats import LatencyStats
@@ -41,7 +41,7 @@ _LAZY = {
     "LatencyCache": "cache",
     "Dataset": "datasets",
     "load_dataset": "datasets",
-    "evaluate": "evaluate",
+    "evaluate": "evaluator",
     "MeasurementLock": "isolation",
     "measurement_lock": "isolation",
     "LatencyStats": "stats",

@@ -9,7 +9,14 @@ import torch
 from torch import nn
 
 import nas.space
-from nas.evaluation import DatasetError, EvalSettings, EvaluationError, evaluate, load_dataset
+from nas.evaluation import (
+    DatasetError,
+    EvalSettings,
+    EvaluationError,
+    MeasurementLock,
+    evaluate,
+    load_dataset,
+)
 from nas.evaluation.training import evaluate_accuracy
 from nas.space import build_model, default_arch, load_space
 
@@ -101,3 +108,17 @@ def test_default_mobile_arch_learns_digits() -> None:
     space = load_space("mobile")
     metrics = evaluate(space, default_arch(space, attention="none"))
     assert metrics["accuracy"] >= 0.95, metrics["accuracy_per_epoch"]
+
+
+def test_blocked_measurement_fails_after_the_timeout(
+    monkeypatch: pytest.MonkeyPatch, nas_home: Path
+) -> None:
+    import nas.evaluation.evaluator as evaluator
+
+    monkeypatch.setattr(evaluator, "LOCK_TIMEOUT_S", 0.05)
+    stuck_trainer = MeasurementLock(nas_home / "locks")  # e.g. a stopped process mid-step
+    assert stuck_trainer.acquire_shared()
+    space = load_space("tiny")
+    with pytest.raises(EvaluationError, match="still busy"):
+        evaluate(space, default_arch(space), FAST.model_copy(update={"epochs": 1}))
+    stuck_trainer.release_shared()

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 __all__ = ["evaluate", "model_key"]
 
 Metrics = dict[str, float | int | list[float]]
+LOCK_TIMEOUT_S = 900.0
+"""Longest wait for the measurement lock (a stopped process holding a step blocks it)."""
 
 
 def evaluate(
@@ -159,7 +161,7 @@ def _latency(
     cache = LatencyCache() if settings.latency_cache else None
     if cache is not None and (hit := cache.get(key, **conditions)) is not None:
         return hit, True
-    with measurement_lock().exclusive():
+    with measurement_lock().exclusive(timeout=LOCK_TIMEOUT_S):
         if cache is not None and (hit := cache.get(key, **conditions)) is not None:
             return hit, True
         stats = measure_latency(
