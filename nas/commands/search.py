@@ -214,7 +214,9 @@ class _Reporter:
 def _quiet_libraries() -> None:
     """Keep library INFO chatter (MLflow schema migration, Optuna study creation) off the CLI."""
     import logging
+    import os
 
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when mlflow is imported
     for name in ("mlflow", "optuna", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
 

@@ -190,6 +190,14 @@ class _Run:
             eta_s=eta,
         )
 
+    def completed_twin(self, arch_id: str) -> TrialRecord | None:
+        """A complete trial of this search with the same architecture, if any."""
+        with self.lock:
+            for record in self.records.values():
+                if record.state == "COMPLETE" and record.arch_id == arch_id:
+                    return record
+        return None
+
     def _logged(self, number: int, run_id: str) -> None:
         """Remember a trial's MLflow child run (a study attribute: the trial is finished)."""
         with self.lock:
@@ -372,6 +380,9 @@ def run_search(
     and only ``budget``, ``concurrency``, per-trial resources and ``ray_address`` are taken from
     ``config``. An unknown ``search_id`` starts a new search under that id.
     ``trial_fn(space, arch, eval_settings) -> metrics`` replaces ``nas.evaluation.evaluate``.
+    An architecture proposed again after it completed is not re-trained: its trial reuses the
+    earlier result (``metrics["reused_from_trial"]``), since ``evaluate`` is deterministic for
+    a seed; a custom ``trial_fn`` opts in with a ``deterministic = True`` attribute.
     """
     import optuna
 
@@ -521,11 +532,21 @@ def _fit(
     seed = config.seed + len(run.records)  # a resumed search must not replay its first picks
     sampler = make_sampler(config.sampler, seed=seed, budget=config.budget)
 
+    search_id = run.search_id
+    # evaluate() is deterministic per seed; a custom trial_fn only when it says so.
+    reuse = trial_fn is None or bool(getattr(trial_fn, "deterministic", False))
+
     def define(trial: Any) -> dict[str, Any]:
         arch = suggest(trial, space)
         trial.set_user_attr(ATTR["arch"], jsonable(arch.to_dict()))
         trial.set_user_attr(ATTR["arch_id"], arch.id)
-        return {"nas_arch": arch, "nas_number": trial.number}
+        config = {"nas_arch": arch, "nas_number": trial.number}
+        active = _active(search_id)
+        twin = active.completed_twin(arch.id) if reuse and active is not None else None
+        if twin is not None:  # the sampler proposed an architecture trained already
+            trial.set_user_attr(ATTR["reused"], twin.number)
+            config["nas_reuse"] = {"from": twin.number, "metrics": twin.metrics}
+        return config
 
     searcher = _make_searcher(run, define, sampler, store)
     home = workspace.home()

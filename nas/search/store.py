@@ -53,6 +53,7 @@ ATTR = {
     "run": "nas.mlflow_run_id",
     "runs": "nas.mlflow_child_runs",  # study attribute: trial number -> child run id
     "interrupted": "nas.interrupted",
+    "reused": "nas.reused_from",  # trial number whose training result was reused
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import sys
 import traceback
 from collections.abc import Callable
@@ -61,6 +62,22 @@ def evaluate_candidate(
     return result
 
 
+def reuse_result(
+    reuse: dict[str, Any], objectives: list[str], weights_path: Path | None
+) -> dict[str, Any]:
+    """The result of an architecture already trained in this search (evaluation is
+    deterministic for a given seed, so re-training would give the same weights and metrics)."""
+    source = int(reuse["from"])
+    if weights_path is not None:
+        trained = weights_path.parent / f"{source}.pt"
+        if trained.exists():
+            weights_path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(trained, weights_path)
+    metrics = dict(reuse["metrics"]) | {"reused_from_trial": source}
+    result: dict[str, Any] = {FAILED: False, METRICS: json.dumps(metrics, default=_jsonify)}
+    return result | {name: float(metrics[name]) for name in objectives}
+
+
 def _jsonify(obj: Any) -> Any:
     if hasattr(obj, "tolist"):
         return obj.tolist()
@@ -85,6 +102,11 @@ def nas_trainable(config: dict[str, Any], payload: dict[str, Any]) -> None:
     weights_dir = payload.get("weights_dir")
     number = int(config["nas_number"])
     weights_path = Path(weights_dir) / f"{number}.pt" if weights_dir else None
+    reuse = config.get("nas_reuse")
+    if reuse is not None:
+        result = reuse_result(reuse, payload["objectives"], weights_path)
+        tune.report(result | {"nas_number": number})
+        return
     result = evaluate_candidate(
         payload["space"],
         config["nas_arch"],

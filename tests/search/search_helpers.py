@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["make_trial_fn"]
+__all__ = ["counting_trial_fn", "make_trial_fn"]
 
 
 def make_trial_fn(
@@ -42,4 +42,17 @@ def make_trial_fn(
             "num_classes": 4,
         }
 
+    return trial_fn
+
+
+def counting_trial_fn(log: str) -> Callable[..., dict[str, Any]]:
+    """A deterministic stand-in that appends the arch id to the file ``log`` on every call."""
+    inner = make_trial_fn()
+
+    def trial_fn(space: Any, arch: Any, settings: Any) -> dict[str, Any]:
+        with open(log, "a") as f:
+            f.write(arch.id + "\n")
+        return inner(space, arch, settings)
+
+    trial_fn.deterministic = True  # type: ignore[attr-defined]
     return trial_fn

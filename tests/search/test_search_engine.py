@@ -10,7 +10,7 @@ from typing import Any
 import optuna
 import pytest
 from mlflow.tracking import MlflowClient
-from search_helpers import make_trial_fn
+from search_helpers import counting_trial_fn, make_trial_fn
 
 from nas.pareto import pareto_front
 from nas.search import (
@@ -241,6 +241,38 @@ def test_search_on_postgresql(mlflow_uri: str, trial_fn: Any) -> None:
     finally:
         if result is not None:
             optuna.delete_study(study_name=result.study_name, storage=storage)
+
+
+TWO_ARCHS = {  # an inline space with two architectures: a sampler must repeat itself
+    "name": "two",
+    "backbone": "mobilenet_v2",
+    "input_shape": [1, 8, 8],
+    "small_input": True,
+    "stem_width": 8,
+    "head_width": 16,
+    "stages": [
+        {"width": 8, "depth": 1, "stride": 1, "expansion": 2, "kernel": 3,
+         "attention": ["none", "se"], "hparams": {"se": {"reduction": [4]}}},
+    ],
+}  # fmt: skip
+
+
+def test_repeated_architecture_reuses_its_result(mlflow_uri: str, tmp_path: Path) -> None:
+    calls = tmp_path / "calls.txt"
+    result = run_search(
+        _config(mlflow_uri, space=TWO_ARCHS, budget=5, concurrency=1, sampler="random"),
+        trial_fn=counting_trial_fn(str(calls)),
+    )
+    assert result.state == "completed" and len(result.trials) == 5
+    trained = calls.read_text().split()
+    assert sorted(trained) == sorted(set(trained))  # each architecture trained once
+    assert len({t.arch_id for t in result.trials}) == len(trained)
+    reused = [t for t in result.trials if "reused_from_trial" in t.metrics]
+    assert len(reused) == 5 - len(trained)
+    for t in reused:
+        source = result.trial(t.metrics["reused_from_trial"])
+        assert source.arch_id == t.arch_id and source.values == t.values
+    assert result.config.space == TWO_ARCHS
 
 
 def test_unknown_search() -> None:
