@@ -15,8 +15,9 @@
 #
 # Arguments after the role are appended to its command. RAY_NODE_IP sets the address this
 # node announces (default: the address of the host name). With NAS_RAY_JOIN=1, `serve` and
-# `worker` first join the Ray cluster at RAY_ADDRESS as a node without CPUs or GPUs: a Ray
-# driver (the search) must run on a node of the cluster; trials then run on the other nodes.
+# `worker` first join the Ray cluster at RAY_ADDRESS as a node without CPUs or GPUs (more
+# `ray start` options in RAY_JOIN_ARGS): a Ray driver (the search) must run on a node of the
+# cluster; trials then run on the other nodes.
 set -eu
 
 node_ip() {
@@ -37,10 +38,12 @@ require() {
 }
 
 join_ray() {
+  # RAY_JOIN_ARGS: more `ray start` options for the join, split on blanks (e.g. ports).
   if [ "${NAS_RAY_JOIN:-0}" = "1" ]; then
     require RAY_ADDRESS "the Ray head, host:port"
+    # shellcheck disable=SC2086
     ray start --address "$RAY_ADDRESS" --node-ip-address "$(node_ip)" \
-      --num-cpus 0 --num-gpus 0 --disable-usage-stats
+      --num-cpus 0 --num-gpus 0 --disable-usage-stats ${RAY_JOIN_ARGS:-}
   fi
 }
 

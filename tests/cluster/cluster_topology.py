@@ -217,6 +217,26 @@ def stop_all(procs: list[Proc], timeout: float = 20.0) -> None:
             proc.popen.wait(timeout=5)
 
 
+def sweep(marker: str) -> list[int]:
+    """SIGKILL every process whose command line contains ``marker`` (a folder of this run,
+    such as a Ray temp dir); returns their pids. Catches daemons that left their parent, like
+    the Ray node ``ray start`` (without ``--block``) leaves behind."""
+    killed = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            raw = (entry / "cmdline").read_bytes()
+            cmdline = raw.replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmdline:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed.append(int(entry.name))
+    return killed
+
+
 def start_role(role: str, env: dict[str, str], log_path: Path, *args: str) -> Proc:
     """``docker/entrypoint.sh ROLE ARGS...`` as its container runs it (``sh`` execs the role)."""
     return Proc(role, ["sh", str(ENTRYPOINT), role, *args], env, log_path)
@@ -256,8 +276,9 @@ class ScratchDatabases:
 # --- Ray ---------------------------------------------------------------------------------------
 
 
-def _ray_port_args() -> list[str]:
-    """Explicit free ports for every Ray node process, so no default port is shared."""
+def _ray_port_args() -> tuple[list[str], int]:
+    """Explicit free ports for every Ray node process, so no default port is shared; and the
+    node manager's port, which tells this node apart in the GCS node table."""
     args: list[str] = []
     for flag in (
         "--node-manager-port",
@@ -268,7 +289,7 @@ def _ray_port_args() -> list[str]:
         "--metrics-export-port",
     ):
         args += [flag, str(free_port())]
-    return args
+    return args, int(args[1])
 
 
 @dataclass
@@ -278,7 +299,7 @@ class RayNode:
     proc: Proc
     gcs_address: str
     temp_dir: Path
-    node_id: str | None = None
+    node_id: str
 
 
 def ray_env(base: dict[str, str], num_cpus: int, workspace: Path, **extra: str) -> dict[str, str]:
@@ -302,17 +323,38 @@ def ray_env(base: dict[str, str], num_cpus: int, workspace: Path, **extra: str) 
     return env
 
 
-def _start_node(role: str, name: str, env: dict[str, str], work: Path) -> tuple[Proc, Path]:
+def node_id_of(gcs_address: str, env: dict[str, str], node_manager_port: int) -> str | None:
+    """The id of the alive node whose node manager listens on ``node_manager_port``."""
+    for node in alive_nodes(gcs_address, env):
+        if int(node.get("NodeManagerPort", -1)) == node_manager_port:
+            return str(node["NodeID"])
+    return None
+
+
+def _start_node(
+    role: str, name: str, env: dict[str, str], work: Path, gcs_address: str
+) -> RayNode:
+    """Start a node through the entry point; return once the GCS lists it alive."""
     temp_dir = work / name
+    ports, manager_port = _ray_port_args()
     proc = start_role(
-        role, env, work / "logs" / f"{name}.log", "--temp-dir", str(temp_dir), *_ray_port_args()
+        role, env, work / "logs" / f"{name}.log", "--temp-dir", str(temp_dir), *ports
     )
+    found: list[str] = []
+
+    def listed() -> bool:
+        node_id = node_id_of(gcs_address, env, manager_port)
+        if node_id:
+            found.append(node_id)
+        return bool(node_id)
+
     try:
         wait_for(lambda: "Ray runtime started" in proc.tail(400), 90, name, proc)
+        wait_for(listed, 30, f"{name} listed by the head", proc, interval=1.0)
     except BaseException:
         proc.stop()
         raise
-    return proc, temp_dir
+    return RayNode(proc, gcs_address, temp_dir, found[0])
 
 
 def start_ray_head(
@@ -326,40 +368,15 @@ def start_ray_head(
     """A Ray head on this machine (GCS on ``port``, default a free one); returns once it runs."""
     port = port or free_port()
     head_env = ray_env(env, num_cpus, work / "home-head", RAY_PORT=str(port), **extra)
-    proc, temp_dir = _start_node("ray-head", "ray-head", head_env, work)
-    node = RayNode(proc, f"127.0.0.1:{port}", temp_dir)
-    try:
-        nodes = alive_nodes(node.gcs_address, env)
-        assert len(nodes) == 1, nodes
-        node.node_id = nodes[0]["NodeID"]
-    except BaseException:
-        proc.stop()
-        raise
-    return node
+    return _start_node("ray-head", "ray-head", head_env, work, f"127.0.0.1:{port}")
 
 
 def start_ray_worker(
     work: Path, env: dict[str, str], head: RayNode, num_cpus: int = 1, name: str = "ray-worker"
 ) -> RayNode:
     """A second Ray node joining ``head`` (RAY_ADDRESS, as in compose); returns once alive."""
-    before = {n["NodeID"] for n in alive_nodes(head.gcs_address, env)}
     node_env = ray_env(env, num_cpus, work / f"home-{name}", RAY_ADDRESS=head.gcs_address)
-    proc, temp_dir = _start_node("ray-worker", name, node_env, work)
-    node = RayNode(proc, head.gcs_address, temp_dir)
-
-    def joined() -> bool:
-        nodes = alive_nodes(head.gcs_address, env)
-        new = [n["NodeID"] for n in nodes if n["NodeID"] not in before]
-        if new:
-            node.node_id = new[0]
-        return bool(new)
-
-    try:
-        wait_for(joined, 30, f"{name} listed by the head", proc, interval=1.0)
-    except BaseException:
-        proc.stop()
-        raise
-    return node
+    return _start_node("ray-worker", name, node_env, work, head.gcs_address)
 
 
 def _query(what: str, gcs_address: str, env: dict[str, str]) -> list[dict[str, Any]]:
@@ -458,7 +475,8 @@ def start_service(
     port: int | None = None,
     **settings: str,
 ) -> Server:
-    """``nas serve`` with ``workers`` worker processes, configured as the ``api`` container."""
+    """``nas serve`` with ``workers`` worker processes, configured as the ``api`` container:
+    with ``RAY_ADDRESS`` in ``settings`` it first joins that cluster as a node without CPUs."""
     port = port or free_port()
     env = dict(env)
     env.update(
@@ -469,8 +487,12 @@ def start_service(
         NAS_HOME=str(work / "home-api"),
         **settings,
     )
+    if "RAY_ADDRESS" in settings:
+        memory = ["--object-store-memory", str(100 * 1024 * 1024)]
+        join_args = " ".join(_ray_port_args()[0] + memory)
+        env.update(NAS_RAY_JOIN="1", RAY_NODE_IP="127.0.0.1", RAY_JOIN_ARGS=join_args)
     proc = start_role("serve", env, work / "logs" / "api.log")
-    return _serving(proc, f"http://127.0.0.1:{port}", "nas serve", 90)
+    return _serving(proc, f"http://127.0.0.1:{port}", "nas serve", 120)
 
 
 def api(server: Server, method: str, path: str, api_key: str, body: Any = None) -> Any:
@@ -507,6 +529,7 @@ class Cluster:
     optuna_url: str
     marks: Path
     procs: list[Proc]
+    api_node_id: str | None = None
 
     def logs(self, lines: int = 30) -> str:
         """The last lines of every process's log, for failure messages."""

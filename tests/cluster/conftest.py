@@ -19,6 +19,7 @@ from cluster_topology import (
     Cluster,
     Proc,
     ScratchDatabases,
+    alive_nodes,
     free_port,
     process_env,
     start_mlflow,
@@ -26,6 +27,7 @@ from cluster_topology import (
     start_ray_worker,
     start_service,
     stop_all,
+    sweep,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -65,8 +67,15 @@ def cluster() -> Iterator[Cluster]:
                 "head": pool.submit(
                     start_ray_head, work, env, 1, port=gcs_port, NAS_IT_WAIT_FOR_PEER="1"
                 ),
-                "service": pool.submit(
-                    start_service,
+            }
+            futures["worker"] = pool.submit(
+                lambda: start_ray_worker(
+                    work, env | {"NAS_IT_HOLD_AFTER": "1"}, futures["head"].result()
+                )
+            )
+            # The service joins the cluster (NAS_RAY_JOIN, as in compose) once the head runs.
+            futures["service"] = pool.submit(
+                lambda: start_service(
                     work,
                     env,
                     api_key=api_key,
@@ -74,14 +83,9 @@ def cluster() -> Iterator[Cluster]:
                     DATABASE_URL=service_url,
                     NAS_OPTUNA_STORAGE=optuna_url,
                     MLFLOW_TRACKING_URI=f"http://127.0.0.1:{mlflow_port}",
-                    RAY_ADDRESS=f"127.0.0.1:{gcs_port}",
+                    RAY_ADDRESS=futures["head"].result().gcs_address,
                     NAS_TRIAL_FUNCTION="cluster_trials:evaluate_on_node",
                     NAS_POLL_SECONDS="1",
-                ),
-            }
-            futures["worker"] = pool.submit(
-                lambda: start_ray_worker(
-                    work, env | {"NAS_IT_HOLD_AFTER": "1"}, futures["head"].result()
                 )
             )
             started: dict[str, Any] = {}
@@ -94,6 +98,10 @@ def cluster() -> Iterator[Cluster]:
                     errors.append(exc)
             if errors:
                 raise errors[0]
+        nodes = alive_nodes(started["head"].gcs_address, env)
+        ids = {started["head"].node_id, started["worker"].node_id}
+        api_nodes = [n for n in nodes if n["NodeID"] not in ids]
+        assert len(api_nodes) == 1 and not api_nodes[0]["Resources"].get("CPU"), nodes
         yield Cluster(
             work=work,
             env=env,
@@ -105,9 +113,11 @@ def cluster() -> Iterator[Cluster]:
             optuna_url=optuna_url,
             marks=marks,
             procs=procs,
+            api_node_id=api_nodes[0]["NodeID"],
         )
     finally:
         stop_all(procs, timeout=8.0)
+        sweep(str(work))  # what left its parent: the Ray node the service joined with
         if os.environ.get("NAS_IT_KEEP_LOGS"):  # for debugging: keep the processes' logs
             shutil.copytree(work / "logs", os.environ["NAS_IT_KEEP_LOGS"], dirs_exist_ok=True)
         dbs.drop()

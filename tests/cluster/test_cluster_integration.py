@@ -1,5 +1,6 @@
 """End to end on the compose topology, started by hand on this machine (see conftest.py).
 
+The service joins the cluster as a node without CPUs (NAS_RAY_JOIN, as its container does).
 A search submitted through the REST API runs as a Ray driver in the service's worker, its
 trials spread over the two Ray nodes (one CPU each, two concurrent trials), its study lands in
 PostgreSQL and its runs in the MLflow server. Mid-search the second node is killed (SIGKILL of
@@ -88,7 +89,8 @@ def test_search_spreads_over_ray_nodes_and_survives_losing_one(cluster: Cluster)
     assert not any(t["interrupted"] for t in trials)
     wait_for(
         lambda: (
-            [n["NodeID"] for n in alive_nodes(cluster.head.gcs_address, cluster.env)] == [head]
+            {n["NodeID"] for n in alive_nodes(cluster.head.gcs_address, cluster.env)}
+            == {head, cluster.api_node_id}
         ),
         30,
         "the head to list the lost node as dead",
