@@ -19,6 +19,10 @@ TINY = {
 }
 
 
+sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+"""For tests that never reach the database: PostgreSQL would add time, not coverage."""
+
+
 def submit(client: Any, **body: Any) -> dict[str, Any]:
     body.setdefault("space", "tiny")
     body.setdefault("budget", 3)
@@ -27,6 +31,7 @@ def submit(client: Any, **body: Any) -> dict[str, Any]:
     return response.json()
 
 
+@sqlite_only
 def test_health(client: Any) -> None:
     body = client.get("/health").json()
     assert body["status"] == "ok" and body["database"] == "ok"
@@ -105,6 +110,7 @@ BAD_BODIES = [
 ]
 
 
+@sqlite_only
 @pytest.mark.parametrize(("body", "message"), BAD_BODIES)
 def test_bad_bodies_get_422_saying_what_to_fix(client: Any, body: Any, message: str) -> None:
     response = client.post("/searches", json=body)
@@ -112,6 +118,7 @@ def test_bad_bodies_get_422_saying_what_to_fix(client: Any, body: Any, message: 
     assert message in response.json()["detail"]
 
 
+@sqlite_only
 def test_yaml_alias_bomb_is_refused(client: Any) -> None:
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
     lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
@@ -120,6 +127,7 @@ def test_yaml_alias_bomb_is_refused(client: Any) -> None:
     assert "values" in response.json()["detail"]
 
 
+@sqlite_only
 def test_malformed_json_and_wrong_content(client: Any) -> None:
     response = client.post(
         "/searches", content=b'{"space": "tiny",', headers={"content-type": "application/json"}
@@ -130,6 +138,7 @@ def test_malformed_json_and_wrong_content(client: Any) -> None:
     assert response.status_code == 422
 
 
+@sqlite_only
 def test_large_body_gets_413(client: Any) -> None:
     big = {"space": {**TINY, "description": "x" * (1024 * 1024 + 10)}}
     response = client.post("/searches", json=big)
@@ -236,6 +245,7 @@ def test_trials_are_unique_per_search_and_number(client: Any, app: Any) -> None:
     assert trials["data"][0]["values"]["accuracy"] == 0.8
 
 
+@sqlite_only
 def test_spaces_and_blocks(client: Any) -> None:
     spaces = client.get("/spaces").json()
     names = [s["name"] for s in spaces["data"]]
@@ -251,7 +261,7 @@ def test_spaces_and_blocks(client: Any) -> None:
     assert [h["name"] for h in by_name["se"]["hparams"]] == ["reduction"]
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@sqlite_only
 def test_api_key(app: Any, client: Any) -> None:
     app.state.settings.api_key = "s3cret"
     assert client.get("/health").status_code == 200
@@ -266,6 +276,7 @@ def test_api_key(app: Any, client: Any) -> None:
     assert client.get("/searches", headers={"Authorization": "Bearer s3cret"}).status_code == 200
 
 
+@sqlite_only
 def test_openapi_documents_every_route(client: Any) -> None:
     schema = client.get("/openapi.json").json()
     expected = {

@@ -23,7 +23,7 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-BUDGET = 10
+BUDGET = 8
 
 
 def _free_port() -> int:
