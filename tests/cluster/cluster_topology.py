@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
-ENTRYPOINT = REPO / "docker" / "entrypoint.sh"
+DOCKER = REPO / "docker"
+ENTRYPOINT = DOCKER / "entrypoint.sh"
 #: Admin connection to the local PostgreSQL (trust auth); scratch databases are made there.
 PG_ADMIN = os.environ.get("NAS_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_BASE = os.environ.get("NAS_TEST_PG_BASE", "postgresql+psycopg://postgres@127.0.0.1:5432")
@@ -527,6 +528,7 @@ class Cluster:
     service: Server
     api_key: str
     optuna_url: str
+    service_db_url: str
     marks: Path
     procs: list[Proc]
     api_node_id: str | None = None

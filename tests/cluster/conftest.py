@@ -111,6 +111,7 @@ def cluster() -> Iterator[Cluster]:
             service=started["service"],
             api_key=api_key,
             optuna_url=optuna_url,
+            service_db_url=service_url,
             marks=marks,
             procs=procs,
             api_node_id=api_nodes[0]["NodeID"],

@@ -11,10 +11,12 @@ the head and finishes its budget with every trial accounted for. The trial funct
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import pytest
-from cluster_topology import Cluster, alive_nodes, api, wait_for
+from cluster_topology import DOCKER, Cluster, alive_nodes, api, free_port, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -39,6 +41,27 @@ def _trials(cluster: Cluster, search_id: str) -> list[dict[str, Any]]:
 
 def _node(trial: dict[str, Any]) -> str | None:
     return (trial.get("metrics") or {}).get("ray_node_id")
+
+
+def test_compose_health_checks_pass_against_the_running_topology(cluster: Cluster) -> None:
+    """The health-check commands of docker/compose.yaml, run by hand against this topology."""
+    check = [sys.executable, str(DOCKER / "healthcheck.py")]
+    commands = {
+        "ray-head": ["ray", "health-check", "--address", cluster.head.gcs_address],
+        "mlflow": [*check, "http", f"{cluster.mlflow.url}/health"],
+        "api": [*check, "http", f"{cluster.service.url}/health"],
+        "worker": [*check, "database", cluster.service_db_url],
+        "ray-worker": [*check, "raylet"],
+    }
+    for name, argv in commands.items():
+        done = subprocess.run(argv, env=cluster.env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, (name, done.stderr[-2000:])
+    # and they fail when what they check is not there
+    stranger = {k: v for k, v in cluster.env.items() if k != "RAY_AUTH_TOKEN"}
+    done = subprocess.run(commands["ray-head"], env=stranger, capture_output=True, timeout=60)
+    assert done.returncode != 0, "the head refuses a client without the cluster's token"
+    down = [*check, "http", f"http://127.0.0.1:{free_port()}/health"]
+    assert subprocess.run(down, env=cluster.env, timeout=60).returncode == 1
 
 
 def test_search_spreads_over_ray_nodes_and_survives_losing_one(cluster: Cluster) -> None:
