@@ -117,7 +117,7 @@ def cluster() -> Iterator[Cluster]:
             api_node_id=api_nodes[0]["NodeID"],
         )
     finally:
-        stop_all(procs, timeout=8.0)
+        stop_all(procs, timeout=5.0)
         sweep(str(work))  # what left its parent: the Ray node the service joined with
         if os.environ.get("NAS_IT_KEEP_LOGS"):  # for debugging: keep the processes' logs
             shutil.copytree(work / "logs", os.environ["NAS_IT_KEEP_LOGS"], dirs_exist_ok=True)
