@@ -154,6 +154,7 @@ class Worker:
             config = self.config_factory(claim.config, self.settings)
             result = self.search_fn(config, **kwargs)
             status = str(getattr(result, "state", "completed"))
+            error = getattr(result, "error", None) if status == "failed" else None
         except NasError as exc:
             error = str(exc)
         except Exception as exc:
@@ -183,7 +184,8 @@ class Worker:
             if state.lost:
                 log.warning("worker %s lost the lease of %s", self.worker_id, claim.search_id)
                 return
-            if status == "cancelled" and not state.cancel:
+            interrupted = status == "cancelled" or (error is not None and self.shutdown.is_set())
+            if interrupted and not state.cancel:
                 # Stopped by this process (SIGTERM, Ctrl-C), not by the user: resume later.
                 self.shutdown.set()
                 crud.requeue_search(

@@ -231,3 +231,21 @@ def test_request_fields_mirror_search_config(settings: Any) -> None:
     settings.search_function = "nas.search:no_such_function"
     with pytest.raises(NasError, match="cannot load"):
         _ = Worker(settings).search_fn
+
+
+def test_an_error_during_shutdown_requeues_instead_of_failing(
+    settings: Any, app: Any, client: Any
+) -> None:
+    search_id = queue(client)
+    holder: dict[str, Worker] = {}
+
+    def interrupted_search(config: Any, **kwargs: Any) -> Any:
+        holder["worker"].shutdown.set()  # as SIGTERM would, while the search runs
+        raise RuntimeError("the Ray driver was interrupted")
+
+    holder["worker"] = Worker(
+        settings, search_fn=interrupted_search, config_factory=lambda c, _: c
+    )
+    holder["worker"].run_forever()
+    search = row(app, search_id)
+    assert search.status == "queued" and search.error is None and search.attempts == 0
