@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import os
 import random
+import shutil
 import signal
 import socket
 import statistics
@@ -264,6 +265,7 @@ def main() -> None:
         for _, _, drop in databases:
             if drop is not None:
                 drop()
+        shutil.rmtree(home, ignore_errors=True)
 
     print(
         f"\n{args.requests} GETs per row, {args.concurrency} concurrent clients, "
