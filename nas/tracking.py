@@ -85,10 +85,13 @@ class SearchTracker:
         from mlflow.entities import Param, RunTag
 
         if run_id is not None:
-            self.client.update_run(run_id, status="RUNNING")
-            self.client.set_tag(run_id, "nas.resumed_at", time.strftime("%Y-%m-%dT%H:%M:%S"))
-            self.parent_run_id = run_id
-            return run_id
+            try:
+                self.client.update_run(run_id, status="RUNNING")
+                self.client.set_tag(run_id, "nas.resumed_at", time.strftime("%Y-%m-%dT%H:%M:%S"))
+                self.parent_run_id = run_id
+                return run_id
+            except Exception as exc:  # another tracking store, or the run was deleted
+                log.warning("parent run %s not found (%s); starting a new one", run_id, exc)
         run = self.client.create_run(
             self.experiment_id,
             run_name=study_name,

@@ -389,6 +389,7 @@ def run_search(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage_url = config.storage or workspace.optuna_storage_url()
     store = get_storage(storage_url)
+    tracker = _tracker(config.mlflow_uri)
     study_name = find_study_name(search_id, store) if search_id else None
     if study_name is not None:
         study = optuna.load_study(study_name=study_name, storage=store)
@@ -424,9 +425,6 @@ def run_search(
     done = sum(r.finished for r in records)
     remaining = config.budget - done
 
-    from nas.tracking import SearchTracker
-
-    tracker = SearchTracker(config.mlflow_uri)
     parent = tracker.start_parent(
         search_id=search_id,
         study_name=study_name,
@@ -479,6 +477,16 @@ def run_search(
     result = load_search(search_id, storage_url)
     _finish_tracking(run, state, result)
     return result
+
+
+def _tracker(uri: str | None) -> Any:
+    from nas.tracking import SearchTracker
+
+    try:
+        return SearchTracker(uri)
+    except Exception as exc:
+        where = uri or workspace.mlflow_tracking_uri()
+        raise NasError(f"cannot use the MLflow tracking store {where!r}: {exc}") from exc
 
 
 def _finish_tracking(run: _Run, state: str, result: SearchResult | None = None) -> None:
