@@ -42,7 +42,13 @@ def _random(seed: int, budget: int) -> Any:
 def _gp(seed: int, budget: int) -> Any:
     import optuna
 
-    return optuna.samplers.GPSampler(seed=seed, n_startup_trials=min(10, max(2, budget // 5)))
+    # The space is conditional by design: hyperparameters of unchosen blocks are sampled
+    # independently, which the GP sampler would otherwise warn about on every trial.
+    return optuna.samplers.GPSampler(
+        seed=seed,
+        n_startup_trials=min(10, max(2, budget // 5)),
+        warn_independent_sampling=False,
+    )
 
 
 _SAMPLERS: dict[str, Callable[[int, int], Any]] = {
