@@ -1,7 +1,7 @@
 """Evaluate one architecture: train it, then measure its latency, parameters and FLOPs.
 
 This is what a search trial calls. The flat metrics dict it returns is what the trial
-reports (see INTERFACES.md: ``accuracy``, ``accuracy_per_epoch``, ``latency_ms``, ...).
+reports (``accuracy``, ``accuracy_per_epoch``, ``latency_ms``, ... ; see :func:`evaluate`).
 """
 
 from __future__ import annotations
