@@ -118,6 +118,12 @@ class SearchCreate(BaseModel):
     batch_size: int | None = Field(default=None, ge=1, le=65536, description="Batch size.")
     lr: float | None = Field(default=None, gt=0, le=10, description="Learning rate.")
     device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="Device.")
+    latency_device: Literal["cpu", "cuda"] | None = Field(
+        default=None,
+        description="Where latency is measured (default: the training device); cuda needs a "
+        "GPU in the service's Ray cluster and reserves one per trial unless gpus_per_trial "
+        "says otherwise.",
+    )
     gpus_per_trial: float = Field(default=0, ge=0, le=64, description="GPUs per trial.")
     cpus_per_trial: int = Field(default=1, ge=1, le=1024, description="CPUs per trial.")
     concurrency: int | None = Field(

@@ -40,7 +40,17 @@ def register(subparsers: Any) -> None:
     p.add_argument("--batch-size", type=int, help="training batch size")
     p.add_argument("--lr", type=float, help="learning rate")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default: auto")
-    p.add_argument("--gpus-per-trial", type=float, help="whole or fractional GPUs per trial")
+    p.add_argument(
+        "--latency-device",
+        choices=["cpu", "cuda"],
+        help="where latency is measured (default: the training device); cuda reserves a GPU "
+        "per trial and needs one in the Ray cluster",
+    )
+    p.add_argument(
+        "--gpus-per-trial",
+        type=float,
+        help="whole or fractional GPUs per trial (default: 1 when a trial uses CUDA, else 0)",
+    )
     p.add_argument("--cpus-per-trial", type=int, help="CPU threads per trial (default: 1)")
     p.add_argument("--concurrency", type=int, help="trials at once (default: what fits)")
     p.add_argument("--max-latency-ms", type=float, help="latency budget (an Optuna constraint)")
@@ -100,6 +110,7 @@ def _config(args: argparse.Namespace) -> Any:
         "batch_size": args.batch_size,
         "lr": args.lr,
         "device": args.device,
+        "latency_device": args.latency_device,
         "gpus_per_trial": args.gpus_per_trial,
         "cpus_per_trial": args.cpus_per_trial,
         "concurrency": args.concurrency,

@@ -42,7 +42,16 @@ class SearchConfig(BaseModel):
     batch_size: int | None = Field(default=None, ge=1, le=65_536)
     lr: float | None = Field(default=None, gt=0, le=10)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    gpus_per_trial: float = Field(default=0, ge=0, le=64)
+    latency_device: Literal["cpu", "cuda"] | None = Field(
+        default=None, description="Where latency is measured (None: the training device)."
+    )
+    gpus_per_trial: float = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="GPUs per trial, whole or fractional (0: one GPU when a trial trains or "
+        "measures latency on CUDA, else none).",
+    )
     cpus_per_trial: int = Field(default=1, ge=1, le=1024)
     concurrency: int | None = Field(
         default=None, ge=1, le=10_000, description="None: as many as the resources allow."

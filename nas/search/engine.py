@@ -108,6 +108,7 @@ def eval_settings(config: SearchConfig, device: str) -> Any:
         "seed": config.seed,
         "threads": config.cpus_per_trial,
         "device": device,
+        "latency_device": config.latency_device,
     }
     try:
         return EvalSettings(**{k: v for k, v in fields.items() if v is not None})
@@ -336,7 +337,12 @@ def _mark_interrupted(study: Any, numbers: set[int] | None = None) -> None:
 
 
 def _resources(config: SearchConfig) -> tuple[str, float, int]:
-    """(device, gpus per trial, concurrency) from the config and the Ray cluster."""
+    """(device, gpus per trial, concurrency) from the config and the Ray cluster.
+
+    A trial that trains or measures latency on CUDA gets ``gpus_per_trial`` GPUs, one when
+    that is 0 (Ray hides the GPUs from a trial that reserves none). Asking for CUDA from a
+    cluster without a GPU fails here, before any trial runs.
+    """
     import ray
 
     cluster = ray.cluster_resources()
@@ -346,9 +352,15 @@ def _resources(config: SearchConfig) -> tuple[str, float, int]:
     if device == "auto":
         device = "cuda" if gpus > 0 else "cpu"
     gpt = config.gpus_per_trial
-    if device == "cuda":
+    if device == "cuda" or config.latency_device == "cuda":
         if gpus <= 0:
-            raise NasError("device 'cuda' was asked for but the Ray cluster has no GPU")
+            if device == "cuda":
+                raise NasError("device 'cuda' was asked for but the Ray cluster has no GPU")
+            raise NasError(
+                "latency_device 'cuda' was asked for but the Ray cluster has no GPU: measure "
+                "latency on the CPU (--latency-device cpu) or connect to a cluster with GPUs "
+                "(--ray-address)"
+            )
         gpt = gpt or 1.0
         if gpt > gpus:
             raise NasError(f"gpus_per_trial={gpt} but the Ray cluster has only {gpus:g} GPUs")

@@ -164,6 +164,7 @@ def test_resume_of_a_finished_search_runs_nothing(shared: Any) -> None:
         (["export", "{id}", "7", "--output", "x.pt"], "has no trial 7"),
         (["search", "--resume", "snothere"], "no search 'snothere'"),
         (["search", "--resume", "{id}", "--epochs", "3"], "only --budget"),
+        (["search", "--resume", "{id}", "--latency-device", "cpu"], "--latency-device)"),
         (["search", "--objectives", "accuracy,speed"], "unknown objective 'speed'"),
         (["search", "--budget", "0"], "--budget"),
         (["search", "--space", "tiny", "--dataset", "nodata", "--budget", "1"], "nodata"),
@@ -175,3 +176,17 @@ def test_errors_exit_2_with_a_message(shared: Any, argv: list[str], message: str
     assert code == 2
     assert message in err
     assert "Traceback" not in err
+
+
+def test_cuda_latency_on_a_cluster_without_a_gpu_exits_2_before_any_trial(
+    ray_session: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ray
+
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})  # whatever this host has
+    argv = ["search", "--space", "tiny", "--dataset", "synthetic", "--budget", "2"]
+    code, out, err = _run([*argv, "--latency-device", "cuda", "--epochs", "1"])
+    assert code == 2, out + err
+    assert "latency_device 'cuda' was asked for but the Ray cluster has no GPU" in err
+    assert "--latency-device cpu" in err and "Traceback" not in err
+    assert "[1/2] trial" not in out
