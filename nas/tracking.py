@@ -4,7 +4,8 @@ The parent run holds the space, the settings and library versions, and at the en
 ``pareto.json``, ``pareto.png`` and ``trials.csv``. Each child run carries the parent run id
 tag (``mlflow.parentRunId``, which ``mlflow ui`` shows as a tree), every architecture choice
 as a param, per-epoch accuracy, latency statistics, params and FLOPs as metrics, ``arch.json``
-as an artifact and ``pareto=true|false``. A resumed search reuses its parent run.
+as an artifact, ``pareto=true|false`` and where the trial ran (``nas.ray_node_id``,
+``nas.hostname``). A resumed search reuses its parent run.
 Everything is logged from the driver process through an explicit ``MlflowClient``; trial runs
 are written by one background thread (:meth:`SearchTracker.submit_trial`) so that MLflow never
 holds up the Ray Tune event loop, and :meth:`SearchTracker.drain` waits for them.
@@ -27,9 +28,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from nas.search.records import TrialRecord
 
-__all__ = ["EXPERIMENT", "SearchTracker", "pareto_plot", "trials_table"]
+__all__ = ["EXPERIMENT", "PLACEMENT_KEYS", "SearchTracker", "pareto_plot", "trials_table"]
 
 EXPERIMENT = "nas"
+
+#: Entries of a trial's metrics that say where it ran; logged as ``nas.<key>`` tags.
+PLACEMENT_KEYS = ("ray_node_id", "hostname")
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +178,10 @@ class SearchTracker:
             if _finite(value) and not isinstance(value, bool):
                 metrics.append(Metric(key, float(value), now, 0))
         tags = [RunTag("feasible", str(record.feasible).lower())]
+        for key in PLACEMENT_KEYS:  # where the trial ran (strings: not metrics)
+            value = record.metrics.get(key)
+            if isinstance(value, str) and value:
+                tags.append(RunTag(f"nas.{key}", value[:5000]))
         if record.error:
             tags.append(RunTag("error", record.error[:5000]))
         for chunk in range(0, max(len(params), len(metrics)), 100):

@@ -9,6 +9,7 @@ left RUNNING. A stopped search (``should_stop``, Ctrl-C) ends its running trials
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -218,14 +219,13 @@ class _Run:
         err: str | None = None
         interrupted = False
         if result is not None and result.get(FAILED) is False:
-            import json
-
             metrics = json.loads(result[METRICS])
             values = [float(result[o]) for o in objectives]
             if not all(math.isfinite(v) for v in values):
                 values, err = None, "an objective is not finite"
         elif result is not None and result.get(FAILED):
             err = str(result.get(ERROR) or "trial failed")
+            metrics = json.loads(result.get(METRICS) or "{}")  # where it ran
         elif error:
             err = "the trial's Ray worker failed (crashed, killed or out of memory)"
         else:

@@ -3,6 +3,8 @@
 It never raises for a bad candidate: an exception, an out-of-memory error or a NaN objective
 becomes a result with ``nas_failed=True`` and the error text, which the searcher turns into a
 FAIL Optuna trial (Ray's OptunaSearch would otherwise leave the trial RUNNING or mis-mark it).
+Every result, complete or failed, says where the trial ran (:func:`placement`: the Ray node id
+and the host name), as string entries of the trial's metrics.
 """
 
 from __future__ import annotations
@@ -11,17 +13,32 @@ import json
 import math
 import os
 import shutil
+import socket
 import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["evaluate_candidate", "nas_trainable"]
+__all__ = ["evaluate_candidate", "nas_trainable", "placement"]
 
 FAILED = "nas_failed"
 ERROR = "nas_error"
 METRICS = "nas_metrics"
+
+
+def placement() -> dict[str, str]:
+    """Where this process runs: ``ray_node_id`` (inside Ray) and ``hostname``."""
+    where: dict[str, str] = {}
+    try:
+        import ray
+
+        if ray.is_initialized():
+            where["ray_node_id"] = str(ray.get_runtime_context().get_node_id())
+    except Exception:  # outside Ray, or a Ray without a runtime context
+        pass
+    where["hostname"] = socket.gethostname()
+    return where
 
 
 def evaluate_candidate(
@@ -31,8 +48,13 @@ def evaluate_candidate(
     objectives: list[str],
     trial_fn: Callable[..., dict[str, Any]] | None,
     weights_path: Path | None,
+    where: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Run the trial function and turn its outcome into a flat result dict (never raises)."""
+    """Run the trial function and turn its outcome into a flat result dict (never raises).
+
+    ``where`` (see :func:`placement`) is added to the metrics, of a failed trial too.
+    """
+    where = dict(where or {})
     try:
         if trial_fn is None:
             from nas.evaluation import evaluate
@@ -54,8 +76,10 @@ def evaluate_candidate(
         text = f"{kind}: {exc}".strip()
         tb = traceback.format_exc(limit=6)
         failed: dict[str, Any] = {FAILED: True, ERROR: text[:2000], "nas_traceback": tb[-4000:]}
+        failed[METRICS] = json.dumps(where)
         # Ray Tune insists every result names the metrics; NaN marks them missing.
         return failed | {name: math.nan for name in objectives}
+    metrics |= where
     result: dict[str, Any] = {FAILED: False, METRICS: json.dumps(metrics, default=_jsonify)}
     for name in objectives:
         result[name] = float(metrics[name])
@@ -63,17 +87,21 @@ def evaluate_candidate(
 
 
 def reuse_result(
-    reuse: dict[str, Any], objectives: list[str], weights_path: Path | None
+    reuse: dict[str, Any],
+    objectives: list[str],
+    weights_path: Path | None,
+    where: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The result of an architecture already trained in this search (evaluation is
-    deterministic for a given seed, so re-training would give the same weights and metrics)."""
+    deterministic for a given seed, so re-training would give the same weights and metrics).
+    ``where`` replaces the earlier trial's placement: it says where this trial ran."""
     source = int(reuse["from"])
     if weights_path is not None:
         trained = weights_path.parent / f"{source}.pt"
         if trained.exists():
             weights_path.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(trained, weights_path)
-    metrics = dict(reuse["metrics"]) | {"reused_from_trial": source}
+    metrics = dict(reuse["metrics"]) | {"reused_from_trial": source} | dict(where or {})
     result: dict[str, Any] = {FAILED: False, METRICS: json.dumps(metrics, default=_jsonify)}
     return result | {name: float(metrics[name]) for name in objectives}
 
@@ -104,7 +132,7 @@ def nas_trainable(config: dict[str, Any], payload: dict[str, Any]) -> None:
     weights_path = Path(weights_dir) / f"{number}.pt" if weights_dir else None
     reuse = config.get("nas_reuse")
     if reuse is not None:
-        result = reuse_result(reuse, payload["objectives"], weights_path)
+        result = reuse_result(reuse, payload["objectives"], weights_path, placement())
         tune.report(result | {"nas_number": number})
         return
     result = evaluate_candidate(
@@ -114,6 +142,7 @@ def nas_trainable(config: dict[str, Any], payload: dict[str, Any]) -> None:
         payload["objectives"],
         payload.get("trial_fn"),
         weights_path,
+        placement(),
     )
     result["nas_number"] = number
     tune.report(result)
