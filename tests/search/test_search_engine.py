@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import uuid
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,9 @@ def test_search_end_to_end(mlflow_uri: str, trial_fn: Any) -> None:
     )
     assert result.state == "completed"
     assert result.search_id == "sgiven0001"
+    import ray
+
+    node = ray.get_runtime_context().get_node_id()  # one local node: the driver's
     assert [t.number for t in result.trials] == list(range(6))
     assert sorted(seen) == list(range(6))
     assert all(t.state == "COMPLETE" for t in result.trials)
@@ -63,6 +67,8 @@ def test_search_end_to_end(mlflow_uri: str, trial_fn: Any) -> None:
         assert set(t.values) == {"accuracy", "latency_ms"}
         assert t.values["accuracy"] == t.metrics["accuracy"]
         assert t.arch is not None and t.arch_id and t.params["stage0.attention"]
+        assert t.metrics["ray_node_id"] == node  # where the trial ran
+        assert t.metrics["hostname"] == socket.gethostname()
     assert [t.number for t in result.pareto] == _expected_front(result)
     assert [p.done for p in progress] == list(range(1, 7))
     with pytest.raises(TrialNotFound, match="no trial 6"):
@@ -100,6 +106,9 @@ def test_search_end_to_end(mlflow_uri: str, trial_fn: Any) -> None:
         assert child.data.metrics["latency_ms"] == pytest.approx(
             result.trials[number].values["latency_ms"]
         )
+        assert child.data.tags["nas.ray_node_id"] == node
+        assert child.data.tags["nas.hostname"] == socket.gethostname()
+        assert "ray_node_id" not in child.data.metrics
         history = client.get_metric_history(child.info.run_id, "epoch_accuracy")
         assert [m.step for m in history] == [0, 1]
     arch_path = client.download_artifacts(children[0].info.run_id, "arch.json")
@@ -143,6 +152,8 @@ def test_failing_trials_are_recorded_and_the_search_goes_on(mlflow_uri: str) -> 
                 "cbam": "Ray worker failed",
             }[first]
             assert expected in t.error
+            # A failed trial still says where it ran, unless its worker died with it.
+            assert ("hostname" in t.metrics) == (first != "cbam"), t.metrics
     seen = {t.params["stage0.attention"] for t in result.trials}
     assert {"se", "eca", "cbam"} <= seen, f"seed 0 no longer samples every failure: {seen}"
     complete = [t for t in result.trials if t.state == "COMPLETE"]
@@ -180,6 +191,12 @@ def test_stopped_search_resumes_to_budget(mlflow_uri: str, trial_fn: Any) -> Non
         should_stop=lambda: len(finished) >= 3,
     )
     assert first.state == "cancelled"
+    # As if stored before `latency_device` existed: the resume must still load it.
+    study = optuna.load_study(study_name=first.study_name, storage=get_storage())
+    stored = dict(study.user_attrs[ATTR["config"]])
+    del stored["latency_device"]
+    study.set_user_attr(ATTR["config"], stored)
+    assert load_search(first.search_id).config.latency_device is None
     kept = {t.number: t for t in first.trials if t.finished}
     assert 3 <= len(kept) < 7
     assert all(t.state in ("COMPLETE", "FAIL") for t in first.trials)  # none left RUNNING
@@ -272,6 +289,7 @@ def test_repeated_architecture_reuses_its_result(mlflow_uri: str, tmp_path: Path
     for t in reused:
         source = result.trial(t.metrics["reused_from_trial"])
         assert source.arch_id == t.arch_id and source.values == t.values
+        assert t.metrics["ray_node_id"] and t.metrics["hostname"] == socket.gethostname()
     assert result.config.space == TWO_ARCHS
 
 
