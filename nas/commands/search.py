@@ -254,7 +254,7 @@ def _search(args: argparse.Namespace) -> int:
             on_trial=reporter.on_trial,
             on_progress=reporter.on_progress,
         )
-    _print_records(result.pareto, result.config.objectives, title="Pareto front")
+    _print_records(result.pareto, result.config.objectives, title="Pareto front", collapse=True)
     storage = config.storage or workspace.optuna_storage_url()
     mlflow_uri = config.mlflow_uri or workspace.mlflow_tracking_uri()
     done = sum(t.finished for t in result.trials)
@@ -334,11 +334,42 @@ def _describe(record: Any) -> str:
         return record.arch_id or "-"
 
 
-def _print_records(records: list[Any], objectives: list[str], title: str) -> None:
+def _collapse_repeats(records: list[Any]) -> tuple[list[Any], dict[int, list[int]]]:
+    """One record per architecture (the first trial), with the numbers of its repeats.
+
+    A sampler may propose an architecture again; the repeat reuses the first result, so on a
+    front it is the same point and listing it again says nothing new.
+    """
+    first: dict[str, Any] = {}
+    repeats: dict[int, list[int]] = {}
+    kept = []
+    for r in records:
+        if r.arch_id is not None and r.arch_id in first:
+            repeats[first[r.arch_id].number].append(r.number)
+            continue
+        if r.arch_id is not None:
+            first[r.arch_id] = r
+        repeats[r.number] = []
+        kept.append(r)
+    return kept, repeats
+
+
+def _print_records(
+    records: list[Any], objectives: list[str], title: str, *, collapse: bool = False
+) -> None:
     header = ("TRIAL", "STATE", *[o.upper() for o in objectives], "FEASIBLE", "ARCH", "NOTE")
     rows = [header]
-    for r in records:
+    shown, repeats = _collapse_repeats(records) if collapse else (records, {})
+    for r in shown:
         state = "INTERRUPTED" if r.interrupted else r.state
+        again = repeats.get(r.number)
+        note = (r.error or "")[:60]
+        if again:
+            note = (
+                f"same architecture as trial{'s' if len(again) > 1 else ''} "
+                + ", ".join(str(n) for n in again[:5])
+                + (f" (+{len(again) - 5})" if len(again) > 5 else "")
+            )
         rows.append(
             (
                 str(r.number),
@@ -346,10 +377,13 @@ def _print_records(records: list[Any], objectives: list[str], title: str) -> Non
                 *[_fmt_v(r.values.get(o)) for o in objectives],
                 "yes" if r.feasible else "no",
                 _describe(r),
-                (r.error or "")[:60],
+                note,
             )
         )
-    print(f"\n{title} ({len(records)} trial{'s' if len(records) != 1 else ''})")
+    count = f"{len(records)} trial{'s' if len(records) != 1 else ''}"
+    if len(shown) != len(records):
+        count += f", {len(shown)} distinct architectures"
+    print(f"\n{title} ({count})")
     if records:
         print(_text_table(rows))
 
@@ -388,7 +422,12 @@ def _show(args: argparse.Namespace, which: str) -> int:
         sys.stdout.write(_csv(records, objectives))
     else:
         title = "Pareto front" if which == "pareto" else "Trials"
-        _print_records(records, objectives, f"{title} of search {result.search_id}")
+        _print_records(
+            records,
+            objectives,
+            f"{title} of search {result.search_id}",
+            collapse=which == "pareto",
+        )
     return 0
 
 
