@@ -41,6 +41,11 @@ def _arch(space: SearchSpace, pick: Pick) -> Arch:
             for param, values in stage.hparams[block].items()
         }
         stages.append(_stage(space, stage.stride, block, hparams, structure))
+    return _space_arch(space, stages)
+
+
+def _space_arch(space: SearchSpace, stages: list[ArchStage]) -> Arch:
+    """An :class:`Arch` of ``space`` with the given per-stage choices."""
     return Arch(
         backbone=space.backbone,
         stages=tuple(stages),
@@ -123,10 +128,4 @@ def default_arch(space: SearchSpace, attention: str = "none") -> Arch:
         }
         structure = {f: getattr(stage, f)[0] for f in ("width", "depth", "expansion", "kernel")}
         stages.append(_stage(space, stage.stride, block, hparams, structure))
-    return Arch(
-        backbone=space.backbone,
-        stages=tuple(stages),
-        small_input=space.small_input,
-        stem_width=space.stem_width,
-        head_width=space.head_width,
-    )
+    return _space_arch(space, stages)
