@@ -431,6 +431,11 @@ def run_search(
         study.set_user_attr(ATTR["created"], now_iso())
         study.set_user_attr(ATTR["versions"], _versions())
     study.set_user_attr(ATTR["state"], "running")
+    # This process now owns the study: serve its trials from memory, write them through.
+    from nas.search.mirror import MirroredStorage
+
+    store = MirroredStorage(store, study._study_id)
+    study = optuna.load_study(study_name=study_name, storage=store)
 
     runs = study.user_attrs.get(ATTR["runs"]) or {}
     records = [trial_record(t, config.objectives, runs) for t in study.get_trials(deepcopy=False)]
