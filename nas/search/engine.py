@@ -38,7 +38,7 @@ from nas.search.store import (
     study_name_for,
     trial_record,
 )
-from nas.search.trainable import ERROR, FAILED, METRICS
+from nas.search.trainable import ERROR, FAILED, METRICS, STARTED
 
 __all__ = ["ensure_ray", "eval_settings", "run_search"]
 
@@ -244,11 +244,13 @@ class _Run:
             metrics=jsonable(metrics),
             feasible=feasible,
             error=err,
-            started_at=ot_trial.datetime_start,
+            started_at=_started_at(result, ot_trial),
             finished_at=datetime.now(),
             interrupted=interrupted,
         )
         ot_trial.set_user_attr(ATTR["metrics"], record.metrics)
+        if record.started_at is not None and record.started_at != ot_trial.datetime_start:
+            ot_trial.set_user_attr(ATTR["started"], record.started_at.isoformat())
         if err:
             ot_trial.set_user_attr(ATTR["error"], err)
         if interrupted:
@@ -274,20 +276,78 @@ class _Run:
                 log.warning("search callback failed: %s", exc)
 
 
-def _make_searcher(run: _Run, define: Callable, sampler: Any, store: Any) -> Any:
+def _started_at(result: dict[str, Any] | None, ot_trial: Any) -> datetime | None:
+    """When the trial began on its worker; Optuna's start is when it was asked."""
+    started = (result or {}).get(STARTED)
+    if isinstance(started, int | float) and math.isfinite(started):
+        return datetime.fromtimestamp(started)
+    return ot_trial.datetime_start
+
+
+def _make_searcher(run: _Run, define: Callable, sampler: Any, store: Any, total: int) -> Any:
     from ray.tune.search import Searcher
     from ray.tune.search.optuna import OptunaSearch
+    from ray.tune.utils.util import unflatten_dict
 
     class _Searcher(OptunaSearch):
-        """OptunaSearch that tells Optuna every objective or FAIL, and stops on request."""
+        """OptunaSearch that tells Optuna every objective or FAIL, and stops on request.
+
+        It also proposes one trial ahead: after handing out a proposal it asks Optuna for the
+        next one in a background thread, while the running trials train, so that a freed
+        slot gets its next trial at once instead of after the sampler's work (Tune calls
+        ``suggest`` from its single control loop). The proposal ahead is made without the
+        results of the trials running at that moment, like one more concurrent trial.
+        ``total`` caps the proposals, so a finished search leaves no trial asked ahead.
+        """
 
         nas_search_id = run.search_id
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._nas_given = 0
+            self._nas_ahead: threading.Thread | None = None
+            self._nas_next: tuple[Any, dict] | BaseException | None = None
+
+        def __getstate__(self) -> dict[str, Any]:
+            state = self.__dict__.copy()
+            state["_nas_ahead"] = state["_nas_next"] = None
+            return state
+
+        def _nas_propose(self) -> tuple[Any, dict]:
+            ot_trial = self._ot_study.ask()
+            return ot_trial, self._suggest_from_define_by_run_func(self._space, ot_trial)
+
+        def _nas_propose_ahead(self) -> None:
+            try:
+                self._nas_next = self._nas_propose()
+            except BaseException as exc:  # handed to the control loop by the next suggest
+                self._nas_next = exc
+
+        def join_ahead(self) -> None:
+            """Wait for a proposal in the making (it is left RUNNING, then interrupted)."""
+            if self._nas_ahead is not None:
+                self._nas_ahead.join()
 
         def suggest(self, trial_id: str) -> dict | None:
             active = _active(self.nas_search_id)
             if active is None or active.stop():
                 return Searcher.FINISHED
-            return super().suggest(trial_id)
+            if self._nas_ahead is not None:
+                self._nas_ahead.join()
+                self._nas_ahead, proposal, self._nas_next = None, self._nas_next, None
+            else:
+                proposal = self._nas_propose()
+            if isinstance(proposal, BaseException):
+                raise proposal
+            ot_trial, params = proposal
+            self._ot_trials[trial_id] = ot_trial
+            self._nas_given += 1
+            if self._nas_given < total:
+                self._nas_ahead = threading.Thread(
+                    target=self._nas_propose_ahead, name="nas-propose-ahead", daemon=True
+                )
+                self._nas_ahead.start()
+            return unflatten_dict(params)
 
         def save_to_dir(self, dirpath: str, session_str: str = "default") -> None:
             """Nothing to save: the Optuna study in SQL storage is the resumable state."""
@@ -573,7 +633,7 @@ def _fit(
             config["nas_reuse"] = {"from": twin.number, "metrics": twin.metrics}
         return config
 
-    searcher = _make_searcher(run, define, sampler, store)
+    searcher = _make_searcher(run, define, sampler, store, remaining)
     home = workspace.home()
     payload = {
         "space": space,
@@ -620,4 +680,7 @@ def _fit(
             log_to_file=False,
         ),
     )
-    tuner.fit()
+    try:
+        tuner.fit()
+    finally:
+        searcher.join_ahead()

@@ -54,6 +54,7 @@ ATTR = {
     "runs": "nas.mlflow_child_runs",  # study attribute: trial number -> child run id
     "interrupted": "nas.interrupted",
     "reused": "nas.reused_from",  # trial number whose training result was reused
+    "started": "nas.started_at",  # when the trial began on its worker (asked earlier)
 }
 
 
@@ -149,10 +150,19 @@ def trial_record(
         feasible=feasible,
         mlflow_run_id=attrs.get(ATTR["run"]) or (runs or {}).get(str(trial.number)),
         error=attrs.get(ATTR["error"]),
-        started_at=trial.datetime_start,
+        started_at=_started_at(trial),
         finished_at=trial.datetime_complete,
         interrupted=bool(attrs.get(ATTR["interrupted"], False)),
     )
+
+
+def _started_at(trial: optuna.trial.FrozenTrial) -> datetime | None:
+    """When the trial began to run (its Optuna start is when it was asked, possibly earlier)."""
+    started = trial.user_attrs.get(ATTR["started"])
+    try:
+        return datetime.fromisoformat(started) if started else trial.datetime_start
+    except (TypeError, ValueError):
+        return trial.datetime_start
 
 
 def compute_pareto(trials: list[TrialRecord], objectives: list[str]) -> list[TrialRecord]:

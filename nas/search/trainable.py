@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +26,7 @@ __all__ = ["evaluate_candidate", "nas_trainable", "placement"]
 FAILED = "nas_failed"
 ERROR = "nas_error"
 METRICS = "nas_metrics"
+STARTED = "nas_started"
 
 
 def placement() -> dict[str, str]:
@@ -123,6 +125,7 @@ def nas_trainable(config: dict[str, Any], payload: dict[str, Any]) -> None:
     """Ray Tune function trainable: one report with every objective, or a failure marker."""
     from ray import tune
 
+    started = time.time()
     os.environ["NAS_HOME"] = payload["nas_home"]
     threads = int(payload["threads"])
     if "torch" in sys.modules:
@@ -133,7 +136,7 @@ def nas_trainable(config: dict[str, Any], payload: dict[str, Any]) -> None:
     reuse = config.get("nas_reuse")
     if reuse is not None:
         result = reuse_result(reuse, payload["objectives"], weights_path, placement())
-        tune.report(result | {"nas_number": number})
+        tune.report(result | {"nas_number": number, STARTED: started})
         return
     result = evaluate_candidate(
         payload["space"],
@@ -145,4 +148,5 @@ def nas_trainable(config: dict[str, Any], payload: dict[str, Any]) -> None:
         placement(),
     )
     result["nas_number"] = number
+    result[STARTED] = started
     tune.report(result)

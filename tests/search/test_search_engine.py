@@ -86,6 +86,10 @@ def test_search_end_to_end(mlflow_uri: str, trial_fn: Any) -> None:
     study = optuna.load_study(study_name=result.study_name, storage=get_storage())
     assert study.metric_names == ["accuracy", "latency_ms"]
     assert study.user_attrs[ATTR["id"]] == result.search_id
+    # A trial may be asked ahead of its start: it starts on its worker after being asked.
+    asked = {t.number: t.datetime_start for t in study.trials}
+    for t in result.trials:
+        assert asked[t.number] <= t.started_at <= t.finished_at
 
     # MLflow: a parent run and one nested child run per trial, Pareto members tagged.
     runs = _runs(mlflow_uri, result.search_id)
