@@ -56,6 +56,7 @@ class SearchTracker:
         self.parent_run_id: str | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._pending: list[Future] = []
+        self._pareto_tags: dict[str, str] = {}  # child run id -> "pareto" tag it was given
 
     def _experiment(self) -> str:
         from nas import workspace
@@ -165,6 +166,7 @@ class SearchTracker:
             },
         )
         rid = run.info.run_id
+        self._pareto_tags[rid] = "false"
         now = int(time.time() * 1000)
         params = [Param(k, _short(v)) for k, v in sorted(record.params.items())]
         params.append(Param("trial_number", str(record.number)))
@@ -214,9 +216,12 @@ class SearchTracker:
                 continue
             flag = "true" if t.number in members else "false"
             try:
-                run = self.client.get_run(t.mlflow_run_id)
-                if run.data.tags.get("pareto") != flag:
+                tagged = self._pareto_tags.get(t.mlflow_run_id)
+                if tagged is None:  # logged by an earlier run of this search
+                    tagged = self.client.get_run(t.mlflow_run_id).data.tags.get("pareto")
+                if tagged != flag:
                     self.client.set_tag(t.mlflow_run_id, "pareto", flag)
+                    self._pareto_tags[t.mlflow_run_id] = flag
             except Exception:  # a child run deleted by hand must not break the search
                 continue
         rid = self.parent_run_id
