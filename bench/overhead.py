@@ -4,10 +4,11 @@ The same trial function (sleep ``--seconds``, then metrics derived from the arch
 ``--trials`` times on the ``tiny`` space, with ``--concurrency`` trials at a time, through
 ``nas.search.run_search`` and through ``optuna.Study.optimize(n_jobs=concurrency)`` with the
 same sampler and a SQLite study. Ray is started and the MLflow store migrated before timing
-(one-time costs of a process / a workspace, printed separately). Goal: ratio <= 1.15 for
-1-second trials.
+(one-time costs of a process / a workspace, printed separately); each search still starts its
+own Ray Tune worker processes. Each size runs ``--repeats`` times, the two loops alternating.
+Goal: ratio <= 1.15 for 1-second trials at the default budget of a search (50 trials).
 
-    python bench/overhead.py [--trials 20] [--seconds 1] [--concurrency 2] [--repeats 2]
+    python bench/overhead.py [--trials 20 50] [--seconds 1] [--concurrency 2] [--repeats 2]
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def nas_search(trials: int, concurrency: int, seconds: float) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--trials", type=int, nargs="+", default=[20, 50])
     parser.add_argument("--seconds", type=float, default=1.0)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2)
@@ -97,25 +98,37 @@ def main() -> int:
         t0 = time.perf_counter()
         run_search(SearchConfig(space="tiny", budget=1), trial_fn=make_trial_fn(0.0))
         warmup = time.perf_counter() - t0
-        ideal = args.trials * args.seconds / args.concurrency
         rows = []
-        for i in range(args.repeats):
-            storage = f"sqlite:///{tmp}/plain-{i}.db"
-            plain = plain_optuna(args.trials, args.concurrency, args.seconds, storage)
-            engine = nas_search(args.trials, args.concurrency, args.seconds)
-            rows.append((i, plain, engine))
+        for trials in args.trials:
+            for i in range(args.repeats):
+                storage = f"sqlite:///{tmp}/plain-{trials}-{i}.db"
+                plain = plain_optuna(trials, args.concurrency, args.seconds, storage)
+                engine = nas_search(trials, args.concurrency, args.seconds)
+                rows.append((trials, i, plain, engine))
 
     print(
-        f"\n{args.trials} trials of {args.seconds:g} s, concurrency {args.concurrency}, "
-        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (ideal {ideal:.1f} s)"
+        f"\n{args.seconds:g}-second trials, concurrency {args.concurrency}, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
     )
     print(f"one-time: ray.init {ray_start:.1f} s; first search (MLflow schema) {warmup:.1f} s")
-    print(f"{'run':>3}  {'optuna loop (s)':>15}  {'run_search (s)':>14}  {'ratio':>6}")
-    for i, plain, engine in rows:
-        print(f"{i:>3}  {plain:>15.2f}  {engine:>14.2f}  {engine / plain:>6.3f}")
-    best_plain = min(r[1] for r in rows)
-    best_engine = min(r[2] for r in rows)
-    print(f"best {best_plain:>15.2f}  {best_engine:>14.2f}  {best_engine / best_plain:>6.3f}")
+    print(
+        f"{'trials':>6} {'run':>3}  {'ideal (s)':>9}  {'optuna loop (s)':>15}  "
+        f"{'run_search (s)':>14}  {'ratio':>6}"
+    )
+    for trials, i, plain, engine in rows:
+        ideal = trials * args.seconds / args.concurrency
+        print(
+            f"{trials:>6} {i:>3}  {ideal:>9.1f}  {plain:>15.2f}  {engine:>14.2f}  "
+            f"{engine / plain:>6.3f}"
+        )
+    for trials in args.trials:
+        mine = [r for r in rows if r[0] == trials]
+        best_plain = min(r[2] for r in mine)
+        best_engine = min(r[3] for r in mine)
+        print(
+            f"{trials:>6} best  {'':>9}  {best_plain:>15.2f}  {best_engine:>14.2f}  "
+            f"{best_engine / best_plain:>6.3f}"
+        )
     import ray
 
     ray.shutdown()
