@@ -238,6 +238,10 @@ def _search(args: argparse.Namespace) -> int:
     from nas import workspace
     from nas.search import run_search
 
+    if not args.resume and isinstance(config.space, str):
+        from nas.space import load_space
+
+        load_space(config.space)  # a wrong name or file fails before anything starts
     tty = sys.stdout.isatty()
     started = time.monotonic()
     print(

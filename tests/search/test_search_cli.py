@@ -178,6 +178,13 @@ def test_errors_exit_2_with_a_message(shared: Any, argv: list[str], message: str
     assert "Traceback" not in err
 
 
+def test_unknown_space_fails_before_the_search_starts(nas_home: Path) -> None:
+    code, out, err = _run(["search", "--space", "nope"])
+    assert code == 2
+    assert "not a space" in err and "available: mobile, resnet, tiny" in err
+    assert "starting search" not in out
+
+
 def test_cuda_latency_on_a_cluster_without_a_gpu_exits_2_before_any_trial(
     ray_session: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
