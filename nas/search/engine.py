@@ -284,6 +284,21 @@ def _started_at(result: dict[str, Any] | None, ot_trial: Any) -> datetime | None
     return ot_trial.datetime_start
 
 
+AHEAD_FRACTION = 0.03
+"""Propose the next trial ahead while one proposal takes at least this share of a trial."""
+
+
+def ahead_pays(propose_s: float, trial_s: float | None) -> bool:
+    """Whether proposing ahead saves a noticeable share of a trial's time (always before the
+    first trial has finished: its proposals are the sampler's random start-up ones)."""
+    return trial_s is None or propose_s >= AHEAD_FRACTION * trial_s
+
+
+def _average(mean: float | None, value: float, weight: float = 0.3) -> float:
+    """Exponential moving average (``value`` alone when there is no mean yet)."""
+    return value if not mean else (1 - weight) * mean + weight * value
+
+
 def _make_searcher(run: _Run, define: Callable, sampler: Any, store: Any, total: int) -> Any:
     from ray.tune.search import Searcher
     from ray.tune.search.optuna import OptunaSearch
@@ -292,12 +307,14 @@ def _make_searcher(run: _Run, define: Callable, sampler: Any, store: Any, total:
     class _Searcher(OptunaSearch):
         """OptunaSearch that tells Optuna every objective or FAIL, and stops on request.
 
-        It also proposes one trial ahead: after handing out a proposal it asks Optuna for the
-        next one in a background thread, while the running trials train, so that a freed
-        slot gets its next trial at once instead of after the sampler's work (Tune calls
-        ``suggest`` from its single control loop). The proposal ahead is made without the
-        results of the trials running at that moment, like one more concurrent trial.
-        ``total`` caps the proposals, so a finished search leaves no trial asked ahead.
+        When trials are short next to the sampler's work (a proposal takes at least
+        ``AHEAD_FRACTION`` of a trial), it proposes one trial ahead: after handing out a
+        proposal it asks Optuna for the next one in a background thread, while the running
+        trials train, so that a freed slot gets its next trial at once instead of after the
+        sampler's work (Tune calls ``suggest`` from its single control loop). A proposal made
+        ahead lacks the results of the trials running at that moment, like one more
+        concurrent trial, so longer trials are proposed when a slot frees, with every result
+        known. ``total`` caps the proposals, so a finished search leaves none asked ahead.
         """
 
         nas_search_id = run.search_id
@@ -307,6 +324,8 @@ def _make_searcher(run: _Run, define: Callable, sampler: Any, store: Any, total:
             self._nas_given = 0
             self._nas_ahead: threading.Thread | None = None
             self._nas_next: tuple[Any, dict] | BaseException | None = None
+            self._nas_propose_s = 0.0  # moving averages: seconds per proposal, per trial
+            self._nas_trial_s: float | None = None
 
         def __getstate__(self) -> dict[str, Any]:
             state = self.__dict__.copy()
@@ -314,8 +333,11 @@ def _make_searcher(run: _Run, define: Callable, sampler: Any, store: Any, total:
             return state
 
         def _nas_propose(self) -> tuple[Any, dict]:
+            started = time.perf_counter()
             ot_trial = self._ot_study.ask()
-            return ot_trial, self._suggest_from_define_by_run_func(self._space, ot_trial)
+            params = self._suggest_from_define_by_run_func(self._space, ot_trial)
+            self._nas_propose_s = _average(self._nas_propose_s, time.perf_counter() - started)
+            return ot_trial, params
 
         def _nas_propose_ahead(self) -> None:
             try:
@@ -342,7 +364,7 @@ def _make_searcher(run: _Run, define: Callable, sampler: Any, store: Any, total:
             ot_trial, params = proposal
             self._ot_trials[trial_id] = ot_trial
             self._nas_given += 1
-            if self._nas_given < total:
+            if self._nas_given < total and ahead_pays(self._nas_propose_s, self._nas_trial_s):
                 self._nas_ahead = threading.Thread(
                     target=self._nas_propose_ahead, name="nas-propose-ahead", daemon=True
                 )
@@ -361,6 +383,9 @@ def _make_searcher(run: _Run, define: Callable, sampler: Any, store: Any, total:
             if trial_id in self._completed_trials or trial_id not in self._ot_trials:
                 return
             self._completed_trials.add(trial_id)
+            seconds = (result or {}).get("time_total_s")
+            if isinstance(seconds, int | float) and math.isfinite(seconds) and seconds > 0:
+                self._nas_trial_s = _average(self._nas_trial_s, float(seconds))
             active = _active(self.nas_search_id)
             if active is None:
                 return

@@ -18,10 +18,12 @@ from nas.search import (
     SearchConfig,
     SearchNotFound,
     TrialNotFound,
+    engine,
     list_searches,
     load_search,
     run_search,
 )
+from nas.search.engine import ahead_pays
 from nas.search.store import ATTR, get_storage
 
 pytestmark = pytest.mark.usefixtures("ray_session")
@@ -295,6 +297,22 @@ def test_repeated_architecture_reuses_its_result(mlflow_uri: str, tmp_path: Path
         assert source.arch_id == t.arch_id and source.values == t.values
         assert t.metrics["ray_node_id"] and t.metrics["hostname"] == socket.gethostname()
     assert result.config.space == TWO_ARCHS
+
+
+def test_proposes_ahead_only_while_it_pays() -> None:
+    assert ahead_pays(0.1, None)  # no trial finished yet
+    assert ahead_pays(0.1, 1.0)  # a proposal is 10% of a 1-second trial
+    assert not ahead_pays(0.1, 10.0)  # 1% of a 10-second trial: wait for every result
+
+
+def test_search_that_does_not_propose_ahead(
+    mlflow_uri: str, trial_fn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine, "AHEAD_FRACTION", float("inf"))
+    result = run_search(_config(mlflow_uri, budget=5, concurrency=2), trial_fn=trial_fn)
+    assert result.state == "completed"
+    assert [t.number for t in result.trials] == list(range(5))
+    assert all(t.state == "COMPLETE" and t.started_at <= t.finished_at for t in result.trials)
 
 
 def test_unknown_search() -> None:
