@@ -13,8 +13,9 @@ NAS benchmarks (NAS-Bench-201); latency noise of the machine is frozen into the 
   ``--jobs`` processes and the table grows across invocations.
 
 The samplers come from ``nas.search.samplers.make_sampler`` (what ``run_search`` uses), driven
-by Optuna's ask/tell with ``--pending`` trials asked before the oldest is told (3: a search of
-concurrency 2 proposes one trial ahead while two run; 1 = sequential). Budgets count trials,
+by Optuna's ask/tell with ``--pending`` trials asked before the oldest is told (2: a search of
+concurrency 2 with trials long enough not to be proposed ahead; 3: with one proposed ahead;
+1 = sequential). Budgets count trials,
 repeats included, as in a real search. Hypervolume (``nas.pareto.hypervolume``, accuracy max,
 latency_ms min) uses one reference point for every run: accuracy 0 and 1.1 x the largest
 latency in the table (for ``mobile``: among the architectures evaluated so far). Goal: the
@@ -171,7 +172,7 @@ def main() -> int:
     parser.add_argument("--random-budget", type=int, default=100)
     parser.add_argument("--samplers", nargs="+", default=["tpe", "nsga2", "gp"])
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--pending", type=int, default=3, help="trials asked before a tell")
+    parser.add_argument("--pending", type=int, default=2, help="trials asked before a tell")
     parser.add_argument("--jobs", type=int, default=2, help="evaluating processes")
     args = parser.parse_args()
 
