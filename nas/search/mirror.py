@@ -80,6 +80,16 @@ class MirroredStorage(BaseStorage):
                     self._replace(trial)
         return trial_id
 
+    def _merge(self, trial_id: int, **fields: dict[Any, Any]) -> None:
+        """Merge entries into the mirrored trial's dict ``fields`` (params, user_attrs, ...)."""
+        if not self._mirrored(trial_id):
+            return
+        with self._lock:
+            trial = copy.copy(self._get(trial_id))
+            for name, entries in fields.items():
+                setattr(trial, name, {**getattr(trial, name), **entries})
+            self._replace(trial)
+
     def set_trial_param(
         self,
         trial_id: int,
@@ -88,15 +98,11 @@ class MirroredStorage(BaseStorage):
         distribution: BaseDistribution,
     ) -> None:
         self._backend.set_trial_param(trial_id, param_name, param_value_internal, distribution)
-        if self._mirrored(trial_id):
-            with self._lock:
-                trial = copy.copy(self._get(trial_id))
-                trial.params = {
-                    **trial.params,
-                    param_name: distribution.to_external_repr(param_value_internal),
-                }
-                trial.distributions = {**trial.distributions, param_name: distribution}
-                self._replace(trial)
+        self._merge(
+            trial_id,
+            params={param_name: distribution.to_external_repr(param_value_internal)},
+            distributions={param_name: distribution},
+        )
 
     def set_trial_state_values(
         self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
@@ -111,27 +117,15 @@ class MirroredStorage(BaseStorage):
         self, trial_id: int, step: int, intermediate_value: float
     ) -> None:
         self._backend.set_trial_intermediate_value(trial_id, step, intermediate_value)
-        if self._mirrored(trial_id):
-            with self._lock:
-                trial = copy.copy(self._get(trial_id))
-                trial.intermediate_values = {**trial.intermediate_values, step: intermediate_value}
-                self._replace(trial)
+        self._merge(trial_id, intermediate_values={step: intermediate_value})
 
     def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
         self._backend.set_trial_user_attr(trial_id, key, value)
-        if self._mirrored(trial_id):
-            with self._lock:
-                trial = copy.copy(self._get(trial_id))
-                trial.user_attrs = {**trial.user_attrs, key: copy.deepcopy(value)}
-                self._replace(trial)
+        self._merge(trial_id, user_attrs={key: copy.deepcopy(value)})
 
     def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
         self._backend.set_trial_system_attr(trial_id, key, value)
-        if self._mirrored(trial_id):
-            with self._lock:
-                trial = copy.copy(self._get(trial_id))
-                trial.system_attrs = {**trial.system_attrs, key: copy.deepcopy(value)}
-                self._replace(trial)
+        self._merge(trial_id, system_attrs={key: copy.deepcopy(value)})
 
     def get_trial(self, trial_id: int) -> FrozenTrial:
         with self._lock:
