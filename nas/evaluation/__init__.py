@@ -6,9 +6,9 @@ so command modules can import this package cheaply.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from nas._lazy import lazy_getattr
 from nas.evaluation.errors import DatasetError, EvaluationError
 from nas.evaluation.settings import EvalSettings
 
@@ -51,10 +51,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'nas.evaluation' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"nas.evaluation.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY)

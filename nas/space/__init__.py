@@ -7,9 +7,9 @@ loading (validates blocks), sampling and building load on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from nas._lazy import lazy_getattr
 from nas.space.arch import Arch, ArchStage
 from nas.space.errors import SpaceError
 from nas.space.space import SearchSpace, StageChoices
@@ -49,10 +49,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'nas.space' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"nas.space.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY)
