@@ -171,8 +171,9 @@ def test_cuda_matches_cpu(name: str) -> None:
         got = block.to("cuda")(x.to("cuda")).cpu()
     torch.testing.assert_close(got, expected, rtol=1e-3, atol=1e-4)
     block.train()
-    out = block(x.to("cuda"))
-    out.sum().backward()
+    x_cuda = x.to("cuda").requires_grad_()
+    block(x_cuda).sum().backward()
+    assert x_cuda.grad is not None and torch.isfinite(x_cuda.grad).all()
     assert all(p.grad is not None for p in block.parameters())
 
 
