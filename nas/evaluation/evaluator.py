@@ -146,7 +146,7 @@ def _latency(
     threads = settings.latency_threads
     clock = settings.latency_clock
     if device.type == "cuda":
-        clock = "cuda"
+        clock = "cuda-graph" if settings.latency_cuda_graph else "cuda"
     elif clock == "auto":
         clock = "cpu" if threads == 1 else "wall"
     conditions: dict[str, Any] = {
@@ -173,6 +173,7 @@ def _latency(
             warmup=settings.latency_warmup,
             repeats=settings.latency_repeats,
             clock=settings.latency_clock,
+            cuda_graph=settings.latency_cuda_graph,
         )
     if cache is not None:
         cache.put(key, stats)

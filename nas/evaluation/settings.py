@@ -53,6 +53,11 @@ class EvalSettings(BaseModel):
     latency_clock: Literal["auto", "wall", "cpu"] = Field(
         default="auto", description="CPU timing clock: auto = thread CPU time at one thread."
     )
+    latency_cuda_graph: bool = Field(
+        default=True,
+        description="On CUDA, time the replay of a captured CUDA graph (the network's GPU "
+        "time, without eager launch overhead); eager passes when off or not capturable.",
+    )
     latency_cache: bool = Field(default=True, description="Reuse a measured latency.")
 
     @model_validator(mode="after")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,7 @@ from nas.evaluation import (
     MeasurementLock,
     measure_latency,
 )
-from nas.evaluation.latency import summarize, time_cpu, time_cuda
+from nas.evaluation.latency import cuda_graph_replay, summarize, time_cpu, time_cuda
 
 
 def test_summarize_from_definitions() -> None:
@@ -90,6 +92,63 @@ def test_time_cuda_uses_events_and_synchronises() -> None:
     times = time_cuda(lambda: cuda.run(next(durations)), warmup=2, repeats=3, cuda=cuda)
     assert times == [2.0, 3.0, 4.0]
     assert cuda.synchronized >= 4  # after warm-up and after every timed pass
+
+
+class _FakeGraphCuda:
+    """The graph-capture part of ``torch.cuda``: records the calls, capture may fail."""
+
+    def __init__(self, fail: bool) -> None:
+        self.fail = fail
+        self.log: list[str] = []
+        cuda = self
+
+        class Graph:
+            def replay(self) -> None:
+                cuda.log.append("replay")
+
+        self.CUDAGraph = Graph
+
+    def Stream(self) -> _FakeGraphCuda:
+        return self
+
+    def current_stream(self) -> _FakeGraphCuda:
+        return self
+
+    def wait_stream(self, other: object) -> None:
+        self.log.append("wait")
+
+    def synchronize(self) -> None:
+        self.log.append("synchronize")
+
+    @contextlib.contextmanager
+    def stream(self, stream: object) -> Iterator[None]:
+        self.log.append("side stream")
+        yield
+        self.log.append("main stream")
+
+    @contextlib.contextmanager
+    def graph(self, graph: object) -> Iterator[None]:
+        self.log.append("capture")
+        yield
+        if self.fail:
+            raise RuntimeError("operation not permitted when stream is capturing")
+        self.log.append("captured")
+
+
+def test_cuda_graph_replay_warms_up_on_a_side_stream_then_captures_one_pass() -> None:
+    cuda = _FakeGraphCuda(fail=False)
+    replay = cuda_graph_replay(lambda: cuda.log.append("run"), warmup=2, cuda=cuda)
+    assert replay is not None
+    expected = ["wait", "side stream", "run", "run", "main stream", "wait", "capture", "run"]
+    assert cuda.log == [*expected, "captured"]
+    replay()
+    assert cuda.log[-1] == "replay"
+
+
+def test_cuda_graph_replay_is_none_when_capture_fails() -> None:
+    cuda = _FakeGraphCuda(fail=True)
+    assert cuda_graph_replay(lambda: cuda.log.append("run"), warmup=1, cuda=cuda) is None
+    assert cuda.log[-1] == "synchronize" and "captured" not in cuda.log
 
 
 class _Probe(nn.Module):
@@ -176,3 +235,22 @@ def test_clock_choice() -> None:
         measure_latency(nn.Identity(), (1, 2, 2), threads=2, clock="cpu")
     with pytest.raises(ValidationError, match="latency_threads=1"):
         EvalSettings(latency_clock="cpu", latency_threads=2)
+
+
+class _HostSync(nn.Module):
+    """A forward pass that reads a value back to the host: cannot be captured in a graph."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * float(x.sum().item())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_latency_times_a_graph_replay_or_eager_passes() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 3))
+    graph = measure_latency(model, (3, 16, 16), device="cuda", warmup=2, repeats=5)
+    eager = measure_latency(model, (3, 16, 16), device="cuda", repeats=5, cuda_graph=False)
+    fallback = measure_latency(_HostSync(), (3, 16, 16), device="cuda", repeats=5)
+    assert (graph.clock, eager.clock, fallback.clock) == ("cuda-graph", "cuda", "cuda")
+    assert graph.device.startswith("cuda") and graph.min_ms > 0
+    assert fallback.min_ms > 0
+    assert model.training
