@@ -1,25 +1,35 @@
 """Hypervolume reached by each sampler (tpe, nsga2, gp, random) at equal budgets.
 
-Objective: a real, low-fidelity one. Each architecture is trained once for ``--epochs`` on the
-embedded digits dataset by ``nas.evaluation.evaluate`` (seed 0) and its (accuracy, latency_ms)
-stored in a JSON table ($NAS_HOME/bench/samplers-<space>-digits-<epochs>ep.json, keyed by arch
-id), so every sampler and seed sees the same value for the same architecture, as in tabular
-NAS benchmarks (NAS-Bench-201); latency noise of the machine is frozen into the table.
+Objective: a real, low-fidelity one. Each architecture is trained for ``--epochs`` on the
+embedded digits dataset by ``nas.evaluation.evaluate`` and its (accuracy, latency_ms) stored
+in a JSON table per training seed ($NAS_HOME/bench/samplers-<space>-digits-<epochs>ep[-seedS]
+.json, keyed by arch id), so every sampler and seed sees the same value for the same
+architecture, as in tabular NAS benchmarks (NAS-Bench-201).
 
-- ``--space tiny`` (1520 architectures, 1x8x8): the whole space is evaluated on first use
-  (``--jobs`` processes, ~20 minutes on two cores at 3 epochs); later runs only replay.
+Samplers see one training run (seed 0), as a search does. Short training is noisy: on
+``tiny`` at 3 epochs the accuracies of two training seeds of the same architectures correlate
+at ~0.3, so most of what one run says about an architecture is luck. The hypervolume that
+ranks the samplers therefore scores the architectures a run found by their mean over
+``--score-seeds`` training seeds (accuracy: mean; latency: median of the measurements), as
+NAS-Bench-201 reports seed-averaged accuracy of what a search found. The hypervolume of the
+values the sampler saw is printed too.
+
+- ``--space tiny`` (1520 architectures, 1x8x8): the whole space is evaluated on first use, for
+  each scoring seed (``--jobs`` processes, ~15-20 minutes per seed on two cores at 3 epochs);
+  later runs only replay.
 - ``--space mobile`` (the default space of ``nas search``, ~7.7e7 architectures, 1x16x16):
-  architectures are evaluated when a sampler first proposes them; runs are spread over
-  ``--jobs`` processes and the table grows across invocations.
+  architectures are evaluated when a sampler first proposes them (the scoring seeds after the
+  runs); runs are spread over ``--jobs`` processes and the tables grow across invocations.
 
 The samplers come from ``nas.search.samplers.make_sampler`` (what ``run_search`` uses), driven
 by Optuna's ask/tell with ``--pending`` trials asked before the oldest is told (2: a search of
 concurrency 2 with trials long enough not to be proposed ahead; 3: with one proposed ahead;
-1 = sequential). Budgets count trials,
-repeats included, as in a real search. Hypervolume (``nas.pareto.hypervolume``, accuracy max,
-latency_ms min) uses one reference point for every run: accuracy 0 and 1.1 x the largest
-latency in the table (for ``mobile``: among the architectures evaluated so far). Goal: the
-default sampler (tpe) at 50 trials beats random at 100.
+1 = sequential). Budgets count trials, repeats included, as in a real search. Hypervolume
+(``nas.pareto.hypervolume``, accuracy max, latency_ms min) uses one reference point for every
+run: accuracy 0 and 1.1 x the largest latency in the table (for ``mobile``: among the
+architectures evaluated so far). Goal: the default sampler (tpe) at 50 trials beats random at
+100; the summary compares means, medians, the seeds where the sampler's run beats random's run
+of the same seed, and the share of all (sampler run, random run) pairs it wins.
 
     python bench/samplers.py [--space mobile] [--epochs 1] [--seeds 0 1 2 3 4] [--budget 50]
 """
@@ -42,10 +52,11 @@ TABULATED = {"tiny"}
 Table = dict[str, list[float]]
 
 
-def _table_path(space: str, epochs: int) -> Path:
+def _table_path(space: str, epochs: int, seed: int = 0) -> Path:
     from nas import workspace
 
-    path = workspace.home() / "bench" / f"samplers-{space}-{DATASET}-{epochs}ep.json"
+    suffix = f"-seed{seed}" if seed else ""
+    path = workspace.home() / "bench" / f"samplers-{space}-{DATASET}-{epochs}ep{suffix}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -78,7 +89,7 @@ def all_archs(space: Any) -> list[Any]:
     return archs
 
 
-def _evaluator(space_name: str, epochs: int) -> Any:
+def _evaluator(space_name: str, epochs: int, seed: int = 0) -> Any:
     """``arch -> [accuracy, latency_ms]`` with the bench's fixed low-fidelity settings."""
     import torch
 
@@ -88,7 +99,12 @@ def _evaluator(space_name: str, epochs: int) -> Any:
     torch.set_num_threads(1)
     space = load_space(space_name)
     settings = EvalSettings(
-        dataset=DATASET, epochs=epochs, seed=0, latency_repeats=20, latency_warmup=3
+        dataset=DATASET,
+        epochs=epochs,
+        seed=seed,
+        latency_repeats=20,
+        latency_warmup=3,
+        latency_cache=False,
     )
 
     def run(arch: Any) -> list[float]:
@@ -98,29 +114,43 @@ def _evaluator(space_name: str, epochs: int) -> Any:
     return run
 
 
-def _evaluate_part(space_name: str, part: int, parts: int, epochs: int) -> Table:
-    from nas.space import load_space
+def _evaluate_archs(space_name: str, archs: list[str], epochs: int, seed: int) -> Table:
+    """Rows for the architectures ``archs`` (their JSON) trained with ``seed``."""
+    from nas.space import Arch
 
-    evaluate = _evaluator(space_name, epochs)
-    archs = sorted(all_archs(load_space(space_name)), key=lambda a: a.id)[part::parts]
-    return {arch.id: evaluate(arch) for arch in archs}
+    evaluate = _evaluator(space_name, epochs, seed)
+    return {arch.id: evaluate(arch) for arch in map(Arch.from_json, archs)}
 
 
-def load_table(space: str, epochs: int, jobs: int) -> Table:
-    """The stored table; a tabulated space is evaluated whole on first use."""
-    path = _table_path(space, epochs)
+def load_table(space: str, epochs: int, jobs: int, seed: int = 0) -> Table:
+    """The stored table of one training seed; a tabulated space is evaluated whole first."""
+    path = _table_path(space, epochs, seed)
     if path.exists():
         return json.loads(path.read_text())
     if space not in TABULATED:
         return {}
+    from nas.space import load_space
+
     started = time.perf_counter()
+    archs = sorted(arch.to_json() for arch in all_archs(load_space(space)))
+    table = _evaluate_parallel(space, archs, epochs, seed, jobs)
+    path.write_text(json.dumps(table))
+    print(
+        f"evaluated {len(table)} architectures (seed {seed}) in "
+        f"{time.perf_counter() - started:.0f} s",
+        file=sys.stderr,
+    )
+    return table
+
+
+def _evaluate_parallel(space: str, archs: list[str], epochs: int, seed: int, jobs: int) -> Table:
     table: Table = {}
     with ProcessPoolExecutor(jobs) as pool:
-        parts = [jobs] * jobs
-        for part in pool.map(_evaluate_part, [space] * jobs, range(jobs), parts, [epochs] * jobs):
+        parts = [archs[k::jobs] for k in range(jobs)]
+        for part in pool.map(
+            _evaluate_archs, [space] * jobs, parts, [epochs] * jobs, [seed] * jobs
+        ):
             table.update(part)
-    path.write_text(json.dumps(table))
-    print(f"evaluated {len(table)} architectures in {time.perf_counter() - started:.0f} s")
     return table
 
 
@@ -132,8 +162,9 @@ def run(
     table: Table,
     pending: int,
     epochs: int,
-) -> tuple[list[tuple[str, list[float]]], Table]:
-    """(arch id, [accuracy, latency_ms]) of each trial in ask order, and the new table rows."""
+) -> tuple[list[tuple[str, list[float]]], Table, dict[str, str]]:
+    """(arch id, [accuracy, latency_ms]) of each trial in ask order, the new table rows and
+    each architecture's JSON by id."""
     import optuna
 
     from nas.search.samplers import make_sampler
@@ -148,6 +179,7 @@ def run(
         sampler=make_sampler(sampler_name, seed=seed, budget=budget),
     )
     trials: list[tuple[str, list[float]]] = []
+    seen: dict[str, str] = {}
     queue: list[tuple[Any, list[float]]] = []
     for _ in range(budget):
         trial = study.ask()
@@ -157,11 +189,75 @@ def run(
             evaluate = evaluate or _evaluator(space_name, epochs)
             values = new[arch.id] = evaluate(arch)
         trials.append((arch.id, values))
+        seen[arch.id] = arch.to_json()
         queue.append((trial, values))
         if len(queue) == pending:
             told, told_values = queue.pop(0)
             study.tell(told, told_values)
-    return trials, new
+    return trials, new, seen
+
+
+def scores(
+    space: str, epochs: int, jobs: int, seeds: int, archs: dict[str, str], seen: Table
+) -> Table:
+    """[mean accuracy, median latency_ms] over training seeds 0..seeds-1 of every architecture
+    that each seed's table holds.
+
+    ``seen`` is the seed-0 table; the tables of the other seeds are read, completed with the
+    architectures in ``archs`` (the runs') they lack, and stored.
+    """
+    import numpy as np
+
+    tables = [seen]
+    for seed in range(1, seeds):
+        table = load_table(space, epochs, jobs, seed)
+        missing = sorted(json_ for arch_id, json_ in archs.items() if arch_id not in table)
+        if missing:
+            table.update(_evaluate_parallel(space, missing, epochs, seed, jobs))
+            _table_path(space, epochs, seed).write_text(json.dumps(table))
+        tables.append(table)
+    return {
+        arch_id: [
+            float(np.mean([t[arch_id][0] for t in tables])),
+            float(np.median([t[arch_id][1] for t in tables])),
+        ]
+        for arch_id in seen
+        if all(arch_id in t for t in tables)
+    }
+
+
+def _report(
+    title: str,
+    runs: dict[tuple[str, int], list[list[float]]],
+    reference: list[float],
+    checkpoints: list[int],
+    names: list[str],
+    seeds: list[int],
+) -> dict[tuple[str, int, int], float]:
+    """Print the mean (and per-seed) hypervolume of each sampler at each checkpoint."""
+    from nas.pareto import hypervolume
+
+    directions = ["maximize", "minimize"]
+    hv = {
+        (name, k, seed): hypervolume(values[:k], directions, reference)
+        for (name, seed), values in runs.items()
+        for k in checkpoints
+        if k <= len(values)
+    }
+    print(title)
+    print(f"{'sampler':<8} {'seed':>4} " + " ".join(f"{'@' + str(k):>8}" for k in checkpoints))
+    for name in names:
+        for seed in [*seeds, None]:
+            cells = []
+            for k in checkpoints:
+                vals = [
+                    hv[(name, k, s)]
+                    for s in (seeds if seed is None else [seed])
+                    if (name, k, s) in hv
+                ]
+                cells.append(f"{statistics.mean(vals):>8.4f}" if vals else f"{'':>8}")
+            print(f"{name:<8} {'mean' if seed is None else seed:>4} " + " ".join(cells))
+    return hv
 
 
 def main() -> int:
@@ -173,10 +269,14 @@ def main() -> int:
     parser.add_argument("--samplers", nargs="+", default=["tpe", "nsga2", "gp"])
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--pending", type=int, default=2, help="trials asked before a tell")
+    parser.add_argument(
+        "--score-seeds",
+        type=int,
+        default=3,
+        help="training seeds whose mean scores what a run found (1: score what it saw)",
+    )
     parser.add_argument("--jobs", type=int, default=2, help="evaluating processes")
     args = parser.parse_args()
-
-    from nas.pareto import hypervolume
 
     table = load_table(args.space, args.epochs, args.jobs)
     before = len(table)
@@ -184,6 +284,7 @@ def main() -> int:
     tasks = [("random", s, args.random_budget) for s in args.seeds]
     tasks += [(name, s, args.budget) for s in args.seeds for name in args.samplers]
     runs: dict[tuple[str, int], list[tuple[str, list[float]]]] = {}
+    archs: dict[str, str] = {}
     with ProcessPoolExecutor(args.jobs) as pool:
         futures = {
             pool.submit(run, args.space, name, seed, budget, table, args.pending, args.epochs): (
@@ -193,8 +294,9 @@ def main() -> int:
             for name, seed, budget in tasks
         }
         for done, future in enumerate(futures, 1):
-            trials, new = future.result()
+            trials, new, seen = future.result()
             runs[futures[future]] = trials
+            archs.update(seen)
             for arch_id, values in new.items():
                 table.setdefault(arch_id, values)
             if new:
@@ -206,51 +308,60 @@ def main() -> int:
                 file=sys.stderr,
                 flush=True,
             )
+    sampled = time.perf_counter() - started
+    scored = scores(args.space, args.epochs, args.jobs, args.score_seeds, archs, table)
+
+    from nas.pareto import hypervolume
 
     directions = ["maximize", "minimize"]
-    reference = [0.0, 1.1 * max(lat for _, lat in table.values())]
-    best = hypervolume(list(table.values()), directions, reference)
     checkpoints = sorted({25, args.budget, args.random_budget})
     names = ["random", *args.samplers]
-    hv: dict[tuple[str, int, int], float] = {}
-    distinct: dict[tuple[str, int], int] = {}
-    for (name, seed), trials in runs.items():
-        for k in checkpoints:
-            if k <= len(trials):
-                hv[(name, k, seed)] = hypervolume(
-                    [v for _, v in trials[:k]], directions, reference
-                )
-        distinct[(name, seed)] = len({arch_id for arch_id, _ in trials})
     whole = "whole space" if args.space in TABULATED else "all evaluated"
+    distinct = {
+        name: statistics.mean(len({i for i, _ in runs[(name, s)]}) for s in args.seeds)
+        for name in names
+    }
     print(
-        f"Hypervolume (accuracy x latency_ms, reference {reference[0]:g}, "
-        f"{reference[1]:.3f} ms); {args.space} space, {len(table)} architectures in the table "
-        f"({len(table) - before} new; {whole}: hypervolume {best:.4f}), {DATASET}, "
-        f"{args.epochs} epoch(s); {args.pending} pending; samplers took "
-        f"{time.perf_counter() - started:.0f} s"
+        f"{args.space} space, {DATASET}, {args.epochs} epoch(s), {args.pending} pending; "
+        f"{len(table)} architectures in the table ({len(table) - before} new); samplers took "
+        f"{sampled:.0f} s; mean distinct architectures per run: "
+        + ", ".join(f"{name} {count:.1f}" for name, count in distinct.items())
     )
-    print(
-        f"{'sampler':<8} {'seed':>4} "
-        + " ".join(f"{'@' + str(k):>8}" for k in checkpoints)
-        + f" {'distinct':>8}"
-    )
-    for name in names:
-        for seed in [*args.seeds, None]:
-            seeds = args.seeds if seed is None else [seed]
-            cells = []
-            for k in checkpoints:
-                vals = [hv[(name, k, s)] for s in seeds if (name, k, s) in hv]
-                cells.append(f"{statistics.mean(vals):>8.4f}" if vals else f"{'':>8}")
-            count = statistics.mean(distinct[(name, s)] for s in seeds)
-            label = "mean" if seed is None else str(seed)
-            print(f"{name:<8} {label:>4} " + " ".join(cells) + f" {count:>8.1f}")
-    rb, b = args.random_budget, args.budget
-    for name in args.samplers:
-        beats = [s for s in args.seeds if hv[(name, b, s)] > hv[("random", rb, s)]]
-        print(
-            f"{name}@{b} beats random@{rb} in {len(beats)}/{len(args.seeds)} seeds "
-            f"({' '.join(map(str, beats)) or 'none'})"
+    hv = {}
+    for label, values in (("seen", table), ("scored", scored)):
+        reference = [0.0, 1.1 * max(lat for _, lat in values.values())]
+        what = (
+            "the values the samplers saw (training seed 0)"
+            if label == "seen"
+            else f"the mean over training seeds 0-{args.score_seeds - 1} of what each run found"
         )
+        best = hypervolume(list(values.values()), directions, reference)
+        hv[label] = _report(
+            f"\nHypervolume of {what}; reference accuracy 0, {reference[1]:.3f} ms; "
+            f"{whole}: {best:.4f}",
+            {key: [values[i] for i, _ in trials] for key, trials in runs.items()},
+            reference,
+            checkpoints,
+            names,
+            args.seeds,
+        )
+    rb, b = args.random_budget, args.budget
+    print(
+        f"\n{'':<6} {'sampler':<7} {'mean@' + str(b):>8} {'vs random@' + str(rb):>12} "
+        f"{'median':>7} {'vs':>7} {'seeds won':>9} {'P(run beats run)':>17}"
+    )
+    for label in hv:
+        random_runs = [hv[label][("random", rb, s)] for s in args.seeds]
+        for name in args.samplers:
+            runs_at_b = [hv[label][(name, b, s)] for s in args.seeds]
+            won = sum(x > y for x, y in zip(runs_at_b, random_runs, strict=True))
+            pairs = sum(x > y for x in runs_at_b for y in random_runs) / len(runs_at_b) ** 2
+            print(
+                f"{label:<6} {name:<7} {statistics.mean(runs_at_b):>8.4f} "
+                f"{statistics.mean(random_runs):>12.4f} {statistics.median(runs_at_b):>7.4f} "
+                f"{statistics.median(random_runs):>7.4f} {f'{won}/{len(args.seeds)}':>9} "
+                f"{pairs:>17.2f}"
+            )
     return 0
 
 
