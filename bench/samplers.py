@@ -90,7 +90,11 @@ def all_archs(space: Any) -> list[Any]:
 
 
 def _evaluator(space_name: str, epochs: int, seed: int = 0) -> Any:
-    """``arch -> [accuracy, latency_ms]`` with the bench's fixed low-fidelity settings."""
+    """``arch -> [accuracy, latency_ms]`` with the bench's fixed low-fidelity settings.
+
+    Always on the CPU (training and one-thread latency), also on a machine with a GPU, so
+    that a table means the same wherever it was filled.
+    """
     import torch
 
     from nas.evaluation import EvalSettings, evaluate
@@ -102,6 +106,7 @@ def _evaluator(space_name: str, epochs: int, seed: int = 0) -> Any:
         dataset=DATASET,
         epochs=epochs,
         seed=seed,
+        device="cpu",
         latency_repeats=20,
         latency_warmup=3,
         latency_cache=False,
