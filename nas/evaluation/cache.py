@@ -85,24 +85,27 @@ class LatencyCache:
             connection.close()
         return LatencyStats.from_dict(json.loads(row[0])) if row else None
 
-    def put(self, model_key: str, stats: LatencyStats) -> None:
-        """Store `stats` under its own conditions (the first measurement wins)."""
-        key, conditions = cache_key(
-            model_key,
-            device=stats.device,
-            device_name=stats.device_name,
-            batch_size=stats.batch_size,
-            input_shape=stats.input_shape,
-            threads=stats.threads,
-            torch_version=stats.torch_version,
-            clock=stats.clock,
-        )
+    def put(self, model_key: str, stats: LatencyStats, **conditions: object) -> None:
+        """Store `stats` under `conditions`, those :meth:`get` is asked with (default: the
+        stats' own). They differ when a measurement asked for one clock and fell back to
+        another (a CUDA graph that could not be captured, timed eagerly), so that asking
+        again finds it. The first measurement wins."""
+        own = {
+            "device": stats.device,
+            "device_name": stats.device_name,
+            "batch_size": stats.batch_size,
+            "input_shape": stats.input_shape,
+            "threads": stats.threads,
+            "torch_version": stats.torch_version,
+            "clock": stats.clock,
+        }
+        key, conditions_json = cache_key(model_key, **(conditions or own))  # type: ignore[arg-type]
         connection = self._connect()
         try:
             connection.execute(
                 "INSERT OR IGNORE INTO latency (key, model_key, conditions, stats, created) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (key, model_key, conditions, json.dumps(stats.to_dict()), time.time()),
+                (key, model_key, conditions_json, json.dumps(stats.to_dict()), time.time()),
             )
         finally:
             connection.close()

@@ -20,7 +20,7 @@ from nas.evaluation.cache import LatencyCache
 from nas.evaluation.datasets import load_dataset
 from nas.evaluation.errors import DatasetError, EvaluationError
 from nas.evaluation.isolation import measurement_lock
-from nas.evaluation.latency import LatencyStats, measure_latency
+from nas.evaluation.latency import LatencyStats, measure_latency, resolve_clock
 from nas.evaluation.runtime import device_name, resolve_device
 from nas.evaluation.settings import EvalSettings
 from nas.evaluation.training import EpochCallback, train_model
@@ -143,12 +143,9 @@ def _latency(
     """Cached stats, or a measurement under the node's exclusive lock (then cached)."""
     device = resolve_device(settings.latency_device or settings.device)
     key = model_key(space, arch, num_classes)
-    threads = settings.latency_threads
-    clock = settings.latency_clock
-    if device.type == "cuda":
-        clock = "cuda-graph" if settings.latency_cuda_graph else "cuda"
-    elif clock == "auto":
-        clock = "cpu" if threads == 1 else "wall"
+    clock = resolve_clock(
+        device.type, settings.latency_clock, settings.latency_threads, settings.latency_cuda_graph
+    )
     conditions: dict[str, Any] = {
         "device": str(device),
         "device_name": device_name(device),
@@ -176,7 +173,7 @@ def _latency(
             cuda_graph=settings.latency_cuda_graph,
         )
     if cache is not None:
-        cache.put(key, stats)
+        cache.put(key, stats, **conditions)
     return stats, False
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "LatencyStats",
     "cuda_graph_replay",
     "measure_latency",
+    "resolve_clock",
     "summarize",
     "time_cpu",
     "time_cuda",
@@ -88,6 +89,14 @@ def time_cuda(
         end.synchronize()
         times.append(float(start.elapsed_time(end)))
     return times
+
+
+def resolve_clock(device_type: str, clock: str, threads: int, cuda_graph: bool = True) -> str:
+    """The clock a measurement asks for: ``cuda-graph`` (or ``cuda`` without the graph) on
+    CUDA; on CPU ``cpu`` when asked or at one thread under ``auto``, else ``wall``."""
+    if device_type == "cuda":
+        return "cuda-graph" if cuda_graph else "cuda"
+    return "cpu" if clock == "cpu" or (clock == "auto" and threads == 1) else "wall"
 
 
 def cuda_graph_replay(
@@ -146,10 +155,7 @@ def measure_latency(
     if clock == "cpu" and threads != 1:
         raise ValueError("the cpu clock counts one thread's time: use it with threads=1")
     target = resolve_device(device)
-    if target.type == "cuda":
-        clock_used = "cuda-graph" if cuda_graph else "cuda"
-    else:
-        clock_used = "cpu" if clock == "cpu" or (clock == "auto" and threads == 1) else "wall"
+    clock_used = resolve_clock(target.type, clock, threads, cuda_graph)
     shape = tuple(int(v) for v in input_shape)
     was_training = model.training
     try:

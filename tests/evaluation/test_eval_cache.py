@@ -60,6 +60,15 @@ def test_round_trip_and_keys(nas_home: Path) -> None:
     assert LatencyCache().get("m1", **{**CONDITIONS, "threads": 2}) == replace(STATS, threads=2)
 
 
+def test_a_fallback_is_stored_under_the_conditions_asked_for() -> None:
+    cache = LatencyCache()
+    asked = {**CONDITIONS, "device": "cuda:0", "clock": "cuda-graph"}
+    eager = replace(STATS, device="cuda:0", clock="cuda")  # the graph could not be captured
+    cache.put("m1", eager, **asked)
+    assert cache.get("m1", **asked) == eager
+    assert cache.get("m1", **{**asked, "clock": "cuda"}) is None
+
+
 _WRITER = """
 import sys
 from dataclasses import replace
