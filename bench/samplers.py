@@ -50,6 +50,8 @@ TABULATED = {"tiny"}
 """Spaces small enough to evaluate whole before replaying the samplers."""
 
 Table = dict[str, list[float]]
+DIRECTIONS = ["maximize", "minimize"]
+"""accuracy, latency_ms"""
 
 
 def _table_path(space: str, epochs: int, seed: int = 0) -> Path:
@@ -180,7 +182,7 @@ def run(
     evaluate = None
     new: Table = {}
     study = optuna.create_study(
-        directions=["maximize", "minimize"],
+        directions=DIRECTIONS,
         sampler=make_sampler(sampler_name, seed=seed, budget=budget),
     )
     trials: list[tuple[str, list[float]]] = []
@@ -242,9 +244,8 @@ def _report(
     """Print the mean (and per-seed) hypervolume of each sampler at each checkpoint."""
     from nas.pareto import hypervolume
 
-    directions = ["maximize", "minimize"]
     hv = {
-        (name, k, seed): hypervolume(values[:k], directions, reference)
+        (name, k, seed): hypervolume(values[:k], DIRECTIONS, reference)
         for (name, seed), values in runs.items()
         for k in checkpoints
         if k <= len(values)
@@ -318,7 +319,6 @@ def main() -> int:
 
     from nas.pareto import hypervolume
 
-    directions = ["maximize", "minimize"]
     checkpoints = sorted({25, args.budget, args.random_budget})
     names = ["random", *args.samplers]
     whole = "whole space" if args.space in TABULATED else "all evaluated"
@@ -333,14 +333,15 @@ def main() -> int:
         + ", ".join(f"{name} {count:.1f}" for name, count in distinct.items())
     )
     hv = {}
-    for label, values in (("seen", table), ("scored", scored)):
+    views = [("seen", table)] + ([("scored", scored)] if args.score_seeds > 1 else [])
+    for label, values in views:
         reference = [0.0, 1.1 * max(lat for _, lat in values.values())]
         what = (
             "the values the samplers saw (training seed 0)"
             if label == "seen"
             else f"the mean over training seeds 0-{args.score_seeds - 1} of what each run found"
         )
-        best = hypervolume(list(values.values()), directions, reference)
+        best = hypervolume(list(values.values()), DIRECTIONS, reference)
         hv[label] = _report(
             f"\nHypervolume of {what}; reference accuracy 0, {reference[1]:.3f} ms; "
             f"{whole}: {best:.4f}",
