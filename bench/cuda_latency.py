@@ -30,15 +30,6 @@ class _RandomChoices:
         return self.rng.choice(choices)
 
 
-def _kendall(a: list[float], b: list[float]) -> float:
-    concordant = discordant = 0
-    for i, j in itertools.combinations(range(len(a)), 2):
-        sign = (a[i] - a[j]) * (b[i] - b[j])
-        concordant += sign > 0
-        discordant += sign < 0
-    return (concordant - discordant) / max(1, concordant + discordant)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--space", default="mobile")
@@ -49,6 +40,7 @@ def main() -> int:
     args = parser.parse_args()
 
     import torch
+    from scipy.stats import kendalltau
 
     from nas.evaluation.latency import measure_latency
     from nas.space import build_model, load_space, suggest
@@ -86,7 +78,7 @@ def main() -> int:
                 medians[graph].append(row)
         for graph, rounds in medians.items():
             cvs = [statistics.pstdev(v) / statistics.fmean(v) for v in zip(*rounds, strict=True)]
-            taus = [_kendall(a, b) for a, b in itertools.combinations(rounds, 2)]
+            taus = [kendalltau(a, b).statistic for a, b in itertools.combinations(rounds, 2)]
             low, high = min(map(min, rounds)), max(map(max, rounds))
             print(
                 f"{batch:>5} {'/'.join(sorted(clocks[graph])):<10} "
