@@ -8,11 +8,16 @@ architecture, as in tabular NAS benchmarks (NAS-Bench-201).
 
 Samplers see one training run (seed 0), as a search does. Short training is noisy: on
 ``tiny`` at 3 epochs the accuracies of two training seeds of the same architectures correlate
-at ~0.3, so most of what one run says about an architecture is luck. The hypervolume that
-ranks the samplers therefore scores the architectures a run found by their mean over
-``--score-seeds`` training seeds (accuracy: mean; latency: median of the measurements), as
-NAS-Bench-201 reports seed-averaged accuracy of what a search found. The hypervolume of the
-values the sampler saw is printed too.
+at ~0.3, so most of what one run says about an architecture is luck. Three hypervolumes are
+printed for each run:
+
+- ``seen``: of the values the sampler saw, every trial (this counts lucky training runs);
+- ``scored``: of every trial, each by its mean over training seeds 0..``--score-seeds``-1
+  (accuracy: mean; latency: median of the measurements);
+- ``front``: of the Pareto front the run returns (chosen by the values it saw, as ``nas
+  pareto`` does), each member by its mean over the held-out training seeds 1..S-1. This is
+  what a user gets from a search, judged by runs the search did not see, as NAS-Bench-201
+  judges the architecture a search returns by seed-averaged accuracy.
 
 - ``--space tiny`` (1520 architectures, 1x8x8): the whole space is evaluated on first use, for
   each scoring seed (``--jobs`` processes, ~15-20 minutes per seed on two cores at 3 epochs);
@@ -204,18 +209,12 @@ def run(
     return trials, new, seen
 
 
-def scores(
-    space: str, epochs: int, jobs: int, seeds: int, archs: dict[str, str], seen: Table
-) -> Table:
-    """[mean accuracy, median latency_ms] over training seeds 0..seeds-1 of every architecture
-    that each seed's table holds.
-
-    ``seen`` is the seed-0 table; the tables of the other seeds are read, completed with the
-    architectures in ``archs`` (the runs') they lack, and stored.
-    """
-    import numpy as np
-
-    tables = [seen]
+def seed_tables(
+    space: str, epochs: int, jobs: int, seeds: int, archs: dict[str, str]
+) -> list[Table]:
+    """The tables of training seeds 1..seeds-1, completed with the architectures in ``archs``
+    (the runs') they lack, and stored."""
+    tables = []
     for seed in range(1, seeds):
         table = load_table(space, epochs, jobs, seed)
         missing = sorted(json_ for arch_id, json_ in archs.items() if arch_id not in table)
@@ -223,33 +222,38 @@ def scores(
             table.update(_evaluate_parallel(space, missing, epochs, seed, jobs))
             _table_path(space, epochs, seed).write_text(json.dumps(table))
         tables.append(table)
+    return tables
+
+
+def seed_mean(tables: list[Table]) -> Table:
+    """[mean accuracy, median latency_ms] over ``tables`` of every architecture all hold."""
+    import numpy as np
+
     return {
         arch_id: [
             float(np.mean([t[arch_id][0] for t in tables])),
             float(np.median([t[arch_id][1] for t in tables])),
         ]
-        for arch_id in seen
+        for arch_id in tables[0]
         if all(arch_id in t for t in tables)
     }
 
 
+def returned_front(values: list[list[float]]) -> list[int]:
+    """Indices of the trials a run returns: its Pareto front by the values it saw."""
+    from nas.pareto import pareto_front
+
+    return pareto_front(values, DIRECTIONS)
+
+
 def _report(
     title: str,
-    runs: dict[tuple[str, int], list[list[float]]],
-    reference: list[float],
+    hv: dict[tuple[str, int, int], float],
     checkpoints: list[int],
     names: list[str],
     seeds: list[int],
-) -> dict[tuple[str, int, int], float]:
+) -> None:
     """Print the mean (and per-seed) hypervolume of each sampler at each checkpoint."""
-    from nas.pareto import hypervolume
-
-    hv = {
-        (name, k, seed): hypervolume(values[:k], DIRECTIONS, reference)
-        for (name, seed), values in runs.items()
-        for k in checkpoints
-        if k <= len(values)
-    }
     print(title)
     print(f"{'sampler':<8} {'seed':>4} " + " ".join(f"{'@' + str(k):>8}" for k in checkpoints))
     for name in names:
@@ -263,7 +267,6 @@ def _report(
                 ]
                 cells.append(f"{statistics.mean(vals):>8.4f}" if vals else f"{'':>8}")
             print(f"{name:<8} {'mean' if seed is None else seed:>4} " + " ".join(cells))
-    return hv
 
 
 def main() -> int:
@@ -279,7 +282,7 @@ def main() -> int:
         "--score-seeds",
         type=int,
         default=3,
-        help="training seeds whose mean scores what a run found (1: score what it saw)",
+        help="training seeds of the scored views (seed 0 is what runs see; 1: seen only)",
     )
     parser.add_argument("--jobs", type=int, default=2, help="evaluating processes")
     args = parser.parse_args()
@@ -315,7 +318,7 @@ def main() -> int:
                 flush=True,
             )
     sampled = time.perf_counter() - started
-    scored = scores(args.space, args.epochs, args.jobs, args.score_seeds, archs, table)
+    others = seed_tables(args.space, args.epochs, args.jobs, args.score_seeds, archs)
 
     from nas.pareto import hypervolume
 
@@ -332,21 +335,41 @@ def main() -> int:
         f"{sampled:.0f} s; mean distinct architectures per run: "
         + ", ".join(f"{name} {count:.1f}" for name, count in distinct.items())
     )
-    hv = {}
-    views = [("seen", table)] + ([("scored", scored)] if args.score_seeds > 1 else [])
-    for label, values in views:
-        reference = [0.0, 1.1 * max(lat for _, lat in values.values())]
-        what = (
-            "the values the samplers saw (training seed 0)"
-            if label == "seen"
-            else f"the mean over training seeds 0-{args.score_seeds - 1} of what each run found"
+    held_out = (
+        f"training seeds 1-{args.score_seeds - 1}" if args.score_seeds > 2 else "training seed 1"
+    )
+    views = {
+        "seen": (table, False, "the values the samplers saw (training seed 0), every trial"),
+    }
+    if others:
+        views["scored"] = (
+            seed_mean([table, *others]),
+            False,
+            f"every trial, by its mean over training seeds 0-{args.score_seeds - 1}",
         )
+        views["front"] = (
+            seed_mean(others),
+            True,
+            f"the front each run returns (by what it saw), by its mean over {held_out}",
+        )
+    hv: dict[str, dict[tuple[str, int, int], float]] = {}
+    for label, (values, front_only, what) in views.items():
+        reference = [0.0, 1.1 * max(lat for _, lat in values.values())]
+        hv[label] = {}
+        for (name, seed), trials in runs.items():
+            for k in checkpoints:
+                if k > len(trials):
+                    continue
+                ids = [arch_id for arch_id, _ in trials[:k]]
+                if front_only:
+                    ids = [ids[i] for i in returned_front([v for _, v in trials[:k]])]
+                points = [values[arch_id] for arch_id in ids]
+                hv[label][(name, k, seed)] = hypervolume(points, DIRECTIONS, reference)
         best = hypervolume(list(values.values()), DIRECTIONS, reference)
-        hv[label] = _report(
+        _report(
             f"\nHypervolume of {what}; reference accuracy 0, {reference[1]:.3f} ms; "
             f"{whole}: {best:.4f}",
-            {key: [values[i] for i, _ in trials] for key, trials in runs.items()},
-            reference,
+            hv[label],
             checkpoints,
             names,
             args.seeds,
