@@ -20,7 +20,7 @@ printed for each run:
   judges the architecture a search returns by seed-averaged accuracy.
 
 - ``--space tiny`` (1520 architectures, 1x8x8): the whole space is evaluated on first use, for
-  each scoring seed (``--jobs`` processes, ~15-20 minutes per seed on two cores at 3 epochs);
+  each scoring seed (``--jobs`` processes, ~15-25 minutes per seed on two cores at 3 epochs);
   later runs only replay.
 - ``--space mobile`` (the default space of ``nas search``, ~7.7e7 architectures, 1x16x16):
   architectures are evaluated when a sampler first proposes them (the scoring seeds after the
