@@ -8,8 +8,11 @@ architecture, as in tabular NAS benchmarks (NAS-Bench-201).
 
 Samplers see one training run (seed 0), as a search does. Short training is noisy: on
 ``tiny`` at 3 epochs the accuracies of two training seeds of the same architectures correlate
-at ~0.3, so most of what one run says about an architecture is luck. Three hypervolumes are
-printed for each run:
+at ~0.3, so most of what one run says about an architecture is luck. Latencies are timed as a
+search times them and are repeatable on an idle machine (Spearman 0.99 between two seeds'
+tables of ``tiny``), not beside other work (~0.4 for tables filled next to other benchmarks):
+the report prints the agreement of the tables, and a fill warns when other work keeps cores
+busy. Three hypervolumes are printed for each run:
 
 - ``seen``: of the values the sampler saw, every trial (this counts lucky training runs);
 - ``scored``: of every trial, each by its mean over training seeds 0..``--score-seeds``-1
@@ -20,7 +23,7 @@ printed for each run:
   judges the architecture a search returns by seed-averaged accuracy.
 
 - ``--space tiny`` (1520 architectures, 1x8x8): the whole space is evaluated on first use, for
-  each scoring seed (``--jobs`` processes, ~15-25 minutes per seed on two cores at 3 epochs);
+  each scoring seed (``--jobs`` processes, ~13 minutes per seed on two idle cores at 3 epochs);
   later runs only replay.
 - ``--space mobile`` (the default space of ``nas search``, ~7.7e7 architectures, 1x16x16):
   architectures are evaluated when a sampler first proposes them (the scoring seeds after the
@@ -34,7 +37,9 @@ concurrency 2 with trials long enough not to be proposed ahead; 3: with one prop
 run: accuracy 0 and 1.1 x the largest latency in the table (for ``mobile``: among the
 architectures evaluated so far). Goal: the default sampler (tpe) at 50 trials beats random at
 100; the summary compares means, medians, the seeds where the sampler's run beats random's run
-of the same seed, and the share of all (sampler run, random run) pairs it wins.
+of the same seed, the share of all (sampler run, random run) pairs it wins, and the difference
+of the means with a 95% bootstrap interval (an interval above zero: the sampler beats random
+beyond the spread of the run seeds).
 
     python bench/samplers.py [--space mobile] [--epochs 1] [--seeds 0 1 2 3 4] [--budget 50]
 """
@@ -43,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -99,8 +105,8 @@ def all_archs(space: Any) -> list[Any]:
 def _evaluator(space_name: str, epochs: int, seed: int = 0) -> Any:
     """``arch -> [accuracy, latency_ms]`` with the bench's fixed low-fidelity settings.
 
-    Always on the CPU (training and one-thread latency), also on a machine with a GPU, so
-    that a table means the same wherever it was filled.
+    Always on the CPU (training and one-thread latency, timed as a search times it), also on
+    a machine with a GPU, so that a table means the same wherever it was filled.
     """
     import torch
 
@@ -114,8 +120,6 @@ def _evaluator(space_name: str, epochs: int, seed: int = 0) -> Any:
         epochs=epochs,
         seed=seed,
         device="cpu",
-        latency_repeats=20,
-        latency_warmup=3,
         latency_cache=False,
     )
 
@@ -155,7 +159,37 @@ def load_table(space: str, epochs: int, jobs: int, seed: int = 0) -> Table:
     return table
 
 
+def busy_cores(interval: float = 1.0) -> float | None:
+    """Cores kept busy over the next ``interval`` seconds (Linux ``/proc/stat``), else None.
+
+    The load average would also count this bench's own processes of the last minute.
+    """
+
+    def sample() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return sum(fields), idle
+
+    try:
+        total0, idle0 = sample()
+        time.sleep(interval)
+        total1, idle1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    if total1 <= total0:
+        return None
+    return (os.cpu_count() or 1) * (1 - (idle1 - idle0) / (total1 - total0))
+
+
 def _evaluate_parallel(space: str, archs: list[str], epochs: int, seed: int, jobs: int) -> Table:
+    busy = busy_cores()
+    if busy is not None and busy >= 0.5:
+        print(
+            f"warning: {busy:.1f} cores are busy with other work before evaluating "
+            f"{len(archs)} architectures: latencies timed beside it are noisy (the "
+            f"agreement line of the report shows how much); fill tables on an idle machine",
+            file=sys.stderr,
+        )
     table: Table = {}
     with ProcessPoolExecutor(jobs) as pool:
         parts = [archs[k::jobs] for k in range(jobs)]
@@ -237,6 +271,35 @@ def seed_mean(tables: list[Table]) -> Table:
         for arch_id in tables[0]
         if all(arch_id in t for t in tables)
     }
+
+
+def agreement(a: Table, b: Table) -> tuple[float, float, int]:
+    """Spearman correlation of the accuracies and of the latencies of two tables (training
+    seeds) over the architectures both hold, and how many those are."""
+    from scipy.stats import spearmanr
+
+    common = sorted(set(a) & set(b))
+    if len(common) < 3:
+        return float("nan"), float("nan"), len(common)
+    accuracy, latency = (
+        float(spearmanr([a[i][k] for i in common], [b[i][k] for i in common]).statistic)
+        for k in (0, 1)
+    )
+    return accuracy, latency, len(common)
+
+
+def difference_interval(
+    a: list[float], b: list[float], rounds: int = 10_000, seed: int = 0
+) -> tuple[float, float]:
+    """95% bootstrap interval of mean(a) - mean(b), the runs of each resampled with
+    replacement (the runs of two samplers are independent)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    means_a = rng.choice(np.asarray(a), (rounds, len(a))).mean(axis=1)
+    means_b = rng.choice(np.asarray(b), (rounds, len(b))).mean(axis=1)
+    low, high = np.percentile(means_a - means_b, [2.5, 97.5])
+    return float(low), float(high)
 
 
 def returned_front(values: list[list[float]]) -> list[int]:
@@ -335,6 +398,12 @@ def main() -> int:
         f"{sampled:.0f} s; mean distinct architectures per run: "
         + ", ".join(f"{name} {count:.1f}" for name, count in distinct.items())
     )
+    for seed, other in enumerate(others, 1):
+        accuracy, latency, n = agreement(table, other)
+        print(
+            f"training seeds 0 and {seed} agree on {n} architectures: Spearman {accuracy:.2f} "
+            f"(accuracy), {latency:.2f} (latency)"
+        )
     held_out = (
         f"training seeds 1-{args.score_seeds - 1}" if args.score_seeds > 2 else "training seed 1"
     )
@@ -377,7 +446,8 @@ def main() -> int:
     rb, b = args.random_budget, args.budget
     print(
         f"\n{'':<6} {'sampler':<7} {'mean@' + str(b):>8} {'vs random@' + str(rb):>12} "
-        f"{'median':>7} {'vs':>7} {'seeds won':>9} {'P(run beats run)':>17}"
+        f"{'median':>7} {'vs':>7} {'seeds won':>9} {'P(run beats run)':>17} "
+        f"{'mean difference [95% CI]':>27}"
     )
     for label in hv:
         random_runs = [hv[label][("random", rb, s)] for s in args.seeds]
@@ -385,11 +455,13 @@ def main() -> int:
             runs_at_b = [hv[label][(name, b, s)] for s in args.seeds]
             won = sum(x > y for x, y in zip(runs_at_b, random_runs, strict=True))
             pairs = sum(x > y for x in runs_at_b for y in random_runs) / len(runs_at_b) ** 2
+            low, high = difference_interval(runs_at_b, random_runs)
+            difference = statistics.mean(runs_at_b) - statistics.mean(random_runs)
             print(
                 f"{label:<6} {name:<7} {statistics.mean(runs_at_b):>8.4f} "
                 f"{statistics.mean(random_runs):>12.4f} {statistics.median(runs_at_b):>7.4f} "
                 f"{statistics.median(random_runs):>7.4f} {f'{won}/{len(args.seeds)}':>9} "
-                f"{pairs:>17.2f}"
+                f"{pairs:>17.2f} {f'{difference:+.4f} [{low:+.4f}, {high:+.4f}]':>27}"
             )
     return 0
 
