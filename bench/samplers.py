@@ -166,8 +166,9 @@ def busy_cores(interval: float = 1.0) -> float | None:
     """
 
     def sample() -> tuple[int, int]:
-        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        # user nice system idle iowait irq softirq steal (guest time is already in user)
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:9]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
         return sum(fields), idle
 
     try:
