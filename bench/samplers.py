@@ -452,17 +452,18 @@ def main() -> int:
     )
     for label in hv:
         random_runs = [hv[label][("random", rb, s)] for s in args.seeds]
+        random_mean = statistics.mean(random_runs)
         for name in args.samplers:
             runs_at_b = [hv[label][(name, b, s)] for s in args.seeds]
             won = sum(x > y for x, y in zip(runs_at_b, random_runs, strict=True))
             pairs = sum(x > y for x in runs_at_b for y in random_runs) / len(runs_at_b) ** 2
+            mean = statistics.mean(runs_at_b)
             low, high = difference_interval(runs_at_b, random_runs)
-            difference = statistics.mean(runs_at_b) - statistics.mean(random_runs)
             print(
-                f"{label:<6} {name:<7} {statistics.mean(runs_at_b):>8.4f} "
-                f"{statistics.mean(random_runs):>12.4f} {statistics.median(runs_at_b):>7.4f} "
+                f"{label:<6} {name:<7} {mean:>8.4f} "
+                f"{random_mean:>12.4f} {statistics.median(runs_at_b):>7.4f} "
                 f"{statistics.median(random_runs):>7.4f} {f'{won}/{len(args.seeds)}':>9} "
-                f"{pairs:>17.2f} {f'{difference:+.4f} [{low:+.4f}, {high:+.4f}]':>27}"
+                f"{pairs:>17.2f} {f'{mean - random_mean:+.4f} [{low:+.4f}, {high:+.4f}]':>27}"
             )
     return 0
 
