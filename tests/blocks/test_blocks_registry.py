@@ -6,7 +6,7 @@ import inspect
 
 import pytest
 import torch
-from conftest import config_for
+from block_configs import config_for
 from torch import nn
 
 from nas.blocks import create_block, get_spec, list_blocks
