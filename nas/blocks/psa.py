@@ -6,7 +6,8 @@ Attention Block on Convolutional Neural Network", ACCV 2022. https://arxiv.org/a
 S parallel convolutions on the full input (kernels 3, 5, 7, 9 with groups 1, 4, 8, 16 by
 default; no bias), each giving C/S channels; one SE-weight module (GAP, 1x1 conv C/S ->
 C/(S r) -> C/S with biases, ReLU, sigmoid) shared by all scales; a softmax across the S scales
-re-weights each scale's features, which are concatenated back to C channels. In EPSANet the
+re-weights each scale's features, which are concatenated back to C channels in the official
+code's order, last scale first (kernels 9, 7, 5, 3 by default). In EPSANet the
 PSA module replaces the 3x3 conv of a ResNet bottleneck (``create_conv_block("psa", ...)``);
 the attention form maps C -> C with stride 1.
 """
@@ -80,7 +81,8 @@ class PSAConv(nn.Module):
         att = torch.softmax(weights, dim=1)
         out = torch.stack(feats, dim=1) * att  # (B, S, C/S, H, W)
         b, s, c, h, w = out.shape
-        return out.reshape(b, s * c, h, w)
+        # EPSANet's PSAModule builds its output by prepending each scale: last scale first
+        return out.flip(1).reshape(b, s * c, h, w)
 
 
 class PyramidSplitAttention(PSAConv):

@@ -127,7 +127,9 @@ def test_psa_softmax_across_scales() -> None:
     x = torch.randn(2, 64, 6, 6)
     feats = [conv(x) for conv in block.convs]
     w = torch.softmax(torch.stack([block.se(f) for f in feats]), dim=0)  # over the 4 scales
-    torch.testing.assert_close(block(x), torch.cat([f * w[i] for i, f in enumerate(feats)], 1))
+    weighted = [f * w[i] for i, f in enumerate(feats)]
+    # EPSANet's output order: the kernel-9 scale first, the kernel-3 scale last
+    torch.testing.assert_close(block(x), torch.cat(weighted[::-1], 1))
     conv = create_conv_block("psa", 32, 64, stride=2)
     assert conv(torch.randn(2, 32, 7, 6)).shape == (2, 64, 4, 3)
 
