@@ -7,9 +7,11 @@ theta, phi, g: 1x1 convs C -> C/r (bias; ``max(1, C // r)`` as in the reference 
 ``f = softmax(theta^T phi / sqrt(C/r))`` (the scaled embedded Gaussian of the official
 video-nonlocal-net); ``y = f g``; ``z = x + BN(W y)`` with W a 1x1 conv C/r -> C and the BN
 weight (and bias) initialised to 0, so the block starts as the identity. With ``subsample``
-phi and g are followed by a 2x2 max-pool (stride 2). The pool uses ``ceil_mode`` so that maps
-with an odd or a 1-pixel side work: on even sizes it is exactly the reference pool, on odd
-sizes it also keeps the last row/column instead of dropping it.
+the input is max-pooled once (2x2, stride 2) and phi and g project the pooled map, as in the
+official ``nonlocal_helper.py`` (max-pooling does not commute with the projections). The pool
+uses ``ceil_mode`` so that maps with an odd or a 1-pixel side work: on even sizes it is
+exactly the reference pool, on odd sizes it also keeps the last row/column instead of
+dropping it.
 """
 
 from __future__ import annotations
@@ -48,9 +50,10 @@ class NonLocal(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
+        pooled = self.pool(x)
         theta = self.theta(x).reshape(b, self.inter, -1).transpose(1, 2)  # (B, N, C')
-        phi = self.pool(self.phi(x)).reshape(b, self.inter, -1)  # (B, C', M)
-        g = self.pool(self.g(x)).reshape(b, self.inter, -1).transpose(1, 2)  # (B, M, C')
+        phi = self.phi(pooled).reshape(b, self.inter, -1)  # (B, C', M)
+        g = self.g(pooled).reshape(b, self.inter, -1).transpose(1, 2)  # (B, M, C')
         f = torch.softmax(torch.bmm(theta, phi) * self.scale, dim=-1)  # (B, N, M)
         y = torch.bmm(f, g).transpose(1, 2).reshape(b, self.inter, h, w)
         return x + self.bn(self.w(y))
@@ -76,7 +79,7 @@ register(
                 bool,
                 True,
                 (True, False),
-                "2x2 max-pool on phi and g",
+                "2x2 max-pool of the input before the phi and g projections",
                 _check_bool,
             ),
         ),

@@ -174,9 +174,8 @@ def test_nonlocal_starts_as_identity_and_matches_reference() -> None:
     for subsample in (False, True):
         block = _perturb(create_block("nonlocal", 16, subsample=subsample))
         theta = block.theta(x).flatten(2)  # (B, 8, N)
-        phi, g = block.phi(x), block.g(x)
-        if subsample:
-            phi, g = F.max_pool2d(phi, 2), F.max_pool2d(g, 2)
+        pooled = F.max_pool2d(x, 2) if subsample else x  # the input is pooled, once
+        phi, g = block.phi(pooled), block.g(pooled)
         f = torch.softmax(theta.transpose(1, 2) @ phi.flatten(2) / math.sqrt(8), dim=-1)
         y = (f @ g.flatten(2).transpose(1, 2)).transpose(1, 2).reshape(2, 8, 4, 6)
         torch.testing.assert_close(block(x), x + block.bn(block.w(y)))
