@@ -5,8 +5,10 @@ https://arxiv.org/abs/1903.06586
 
 Two branches, a 3x3 grouped conv and a 3x3 grouped conv with dilation 2 (each conv without
 bias, BN, ReLU), are summed; GAP; a fc (1x1 conv, no bias) to ``d = max(C // r, L)`` + BN +
-ReLU; one fc per branch back to C; softmax across the branches; the branches are mixed with
-those weights. In SKNet the SK conv replaces the 3x3 conv of a ResNet bottleneck
+ReLU; one fc per branch back to C (no bias); softmax across the branches; the branches are
+mixed with those weights. As in the official prototxt (implus/SKNet ``sknet50.prototxt``) no
+conv has a bias and every BatchNorm has Caffe momentum 0.95, i.e. PyTorch momentum 0.05. In
+SKNet the SK conv replaces the 3x3 conv of a ResNet bottleneck
 (``create_conv_block("sk", ...)``); the attention form maps C -> C with stride 1.
 """
 
@@ -24,6 +26,7 @@ from nas.blocks.registry import BlockSpec, HParam, get_spec, register
 __all__ = ["SKConv", "SelectiveKernel"]
 
 _BRANCHES = 2
+_BN_MOMENTUM = 0.05  # the prototxt's moving-average momentum 0.95
 
 
 class SKConv(nn.Module):
@@ -56,17 +59,19 @@ class SKConv(nn.Module):
                     groups=groups,
                     bias=False,
                 ),
-                nn.BatchNorm2d(out_channels),
+                nn.BatchNorm2d(out_channels, momentum=_BN_MOMENTUM),
                 nn.ReLU(inplace=True),
             )
             for i in range(_BRANCHES)
         )
         self.fc = nn.Sequential(
             nn.Conv2d(out_channels, d, 1, bias=False),
-            nn.BatchNorm2d(d),
+            nn.BatchNorm2d(d, momentum=_BN_MOMENTUM),
             nn.ReLU(inplace=True),
         )
-        self.fcs = nn.ModuleList(nn.Conv2d(d, out_channels, 1) for _ in range(_BRANCHES))
+        self.fcs = nn.ModuleList(
+            nn.Conv2d(d, out_channels, 1, bias=False) for _ in range(_BRANCHES)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = torch.stack([branch(x) for branch in self.branches], dim=1)  # (B, M, C, H, W)

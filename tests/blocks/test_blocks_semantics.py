@@ -154,6 +154,9 @@ def test_sk_structure_and_reference() -> None:
     assert [b[0].dilation for b in block.branches] == [(1, 1), (2, 2)]
     assert all(b[0].groups == 8 and b[0].bias is None for b in block.branches)
     assert block.fc[0].out_channels == 32  # d = max(64 // 16, 32)
+    assert block.fc[0].bias is None and all(fc.bias is None for fc in block.fcs)  # prototxt
+    bns = [m for m in block.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert len(bns) == 3 and all(m.momentum == 0.05 for m in bns)  # Caffe momentum 0.95
     assert create_block("sk", 1024).fc[0].out_channels == 64  # d = max(1024 // 16, 32)
     x = torch.randn(2, 64, 5, 4)
     u = [b(x) for b in block.branches]
