@@ -50,10 +50,11 @@ class ChannelAttentionModule(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
-        # X X^T sums H*W products: kept in float32 even under autocast so that it cannot
-        # overflow to inf (inf - inf would turn rowmax - energy into NaN)
+        # X X^T sums H*W products: at least float32 even under autocast so that it cannot
+        # overflow to inf (inf - inf would turn rowmax - energy into NaN); float64 stays float64
         with torch.autocast(x.device.type, enabled=False):
-            flat = x.reshape(b, c, h * w).float()
+            flat = x.reshape(b, c, h * w)
+            flat = flat.to(torch.promote_types(flat.dtype, torch.float32))
             energy = torch.bmm(flat, flat.transpose(1, 2))  # (B, C, C)
             energy = energy.amax(dim=-1, keepdim=True) - energy
             att = torch.softmax(energy, dim=-1)

@@ -234,3 +234,16 @@ def test_channel_attention_energy_does_not_overflow_in_half_precision() -> None:
     with torch.no_grad():
         out = block.half()(x.half())
     assert torch.isfinite(out).all()
+
+
+def test_channel_attention_keeps_float64() -> None:
+    block = _perturb(create_block("da", 8)).double()
+    with torch.no_grad():
+        block.cam.gamma.fill_(1.0)
+    x = torch.randn(1, 8, 3, 5, dtype=torch.float64)
+    flat = x.flatten(2)
+    energy = flat @ flat.transpose(1, 2)
+    att = torch.softmax(energy.amax(-1, keepdim=True) - energy, dim=-1)
+    expected = (att @ flat).reshape_as(x)
+    # a float32 round trip would leave errors of ~1e-7
+    torch.testing.assert_close(block.cam(x), expected, atol=1e-12, rtol=1e-12)
