@@ -53,9 +53,9 @@ class NonLocal(nn.Module):
         pooled = self.pool(x)
         theta = self.theta(x).reshape(b, self.inter, -1).transpose(1, 2)  # (B, N, C')
         phi = self.phi(pooled).reshape(b, self.inter, -1)  # (B, C', M)
-        g = self.g(pooled).reshape(b, self.inter, -1).transpose(1, 2)  # (B, M, C')
+        g = self.g(pooled).reshape(b, self.inter, -1)  # (B, C', M)
         f = torch.softmax(torch.bmm(theta, phi) * self.scale, dim=-1)  # (B, N, M)
-        y = torch.bmm(f, g).transpose(1, 2).reshape(b, self.inter, h, w)
+        y = torch.bmm(g, f.transpose(1, 2)).reshape(b, self.inter, h, w)  # g f^T, as official
         return x + self.bn(self.w(y))
 
 
