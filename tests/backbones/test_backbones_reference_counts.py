@@ -100,6 +100,24 @@ def test_epsanet50_small() -> None:
     assert round(count / 1e6, 2) == 22.56  # EPSANet paper, Table 1
 
 
+def test_gam_resnet50() -> None:
+    # GAM (rate 4, 7x7) on the C output channels of every bottleneck, h = C/4: channel MLP
+    # C*h + h + h*C + C; spatial conv C->h (49*C*h/g + h), BN(h), conv h->C (49*h*C/g + C),
+    # BN(C); g = groups of both spatial convs.
+    def gam(c: int, groups: int = 1) -> int:
+        h = c // 4
+        return 2 * c * h + h + c + 2 * 49 * c * h // groups + 3 * h + 3 * c
+
+    def total(groups: int) -> int:
+        return RESNET50 + sum(n * gam(c, groups) for c, _, n in RESNET50_STAGES)
+
+    assert params(resnet50, "gam") == total(1) == 528_621_352
+    # The GAM paper reports 149.23M for ResNet-50, with grouped spatial convs and channel
+    # shuffle. No group count reproduces it: groups = rate = 4 in both convs (the common
+    # reading) gives 158.92M, 8 gives 97.31M; so the block offers no grouped variant.
+    assert [round(total(g) / 1e6, 2) for g in (2, 4, 8)] == [282.16, 158.92, 97.31]
+
+
 def test_mobilenet_v2_coordinate_attention() -> None:
     # CA (r=32) after the depthwise conv of every expansion-6 block, on its hidden width C:
     # mip = max(8, C//32); conv1 C->mip (+bias), BN(mip), conv_h and conv_w mip->C (+bias):
