@@ -1,8 +1,11 @@
-"""Datasets as in-memory tensors: `digits`, `synthetic`, `cifar10` and `imagefolder`.
+"""Datasets as in-memory tensors: `cluttered`, `digits`, `synthetic`, `cifar10`, `imagefolder`.
 
-Every dataset is resized to the search space's input shape, split into training and
-validation sets deterministically from a seed (stratified by class) and standardised per
-channel with the training split's statistics. Nothing is downloaded: `digits` ships with
+Every dataset is resized to the search space's input shape, split into training, validation
+and test sets and standardised per channel with the training split's statistics. The split
+comes from its own seed (``split_seed``), never from the training seed, so every trial of a
+search, and every search on the same data, is scored on the same examples; the test split is
+held out from the search. Nothing is downloaded: `cluttered` is generated from the digits that
+ship with scikit-learn (its splits come from disjoint source digits), `digits` ships with
 scikit-learn, `synthetic` is generated, and the two folder formats are read from `data_dir`.
 """
 
@@ -38,13 +41,15 @@ SYNTHETIC_CLASSES = 4
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """Standardised (N, C, H, W) float32 images and int64 labels, split in train/validation."""
+    """Standardised (N, C, H, W) float32 images and int64 labels: train, validation, test."""
 
     name: str
     x_train: torch.Tensor
     y_train: torch.Tensor
     x_val: torch.Tensor
     y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
     num_classes: int
     classes: tuple[str, ...]
 
@@ -59,15 +64,18 @@ def load_dataset(
     name: str,
     input_shape: tuple[int, int, int],
     data_dir: str | Path | None = None,
-    seed: int = 0,
+    split_seed: int = 0,
     val_fraction: float = 0.2,
+    test_fraction: float = 0.2,
     max_samples: int | None = None,
     num_classes: int | None = None,
 ) -> Dataset:
-    """Load dataset `name` resized to `input_shape` (C, H, W) and split it from `seed`.
+    """Load dataset `name` resized to `input_shape` (C, H, W), split from `split_seed`.
 
-    `num_classes` sets the class count of `synthetic` (default 4); `max_samples` keeps a
-    seeded random subset before the split. Results are cached per process (read-only).
+    `val_fraction` and `test_fraction` are the shares of the examples (for `cluttered`: of
+    the source digits) held out for validation and test. `num_classes` sets the class count
+    of `synthetic` (default 4); `max_samples` keeps a random subset (from the split seed)
+    before the split. Results are cached per process (read-only).
     """
     if name not in DATASETS:
         raise DatasetError(f"unknown dataset {name!r}; valid datasets: {', '.join(DATASETS)}")
@@ -76,6 +84,11 @@ def load_dataset(
         raise DatasetError(f"input_shape must be (C, H, W) with positive sizes, got {input_shape}")
     if not 0 < val_fraction < 1:
         raise DatasetError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    if not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
+        raise DatasetError(
+            f"test_fraction must be in [0, 1) and leave training examples beside "
+            f"val_fraction={val_fraction}, got {test_fraction}"
+        )
     if name in ("cifar10", "imagefolder"):
         if data_dir is None:
             layout = CIFAR10_LAYOUT if name == "cifar10" else IMAGEFOLDER_LAYOUT
@@ -83,7 +96,9 @@ def load_dataset(
         data_dir = str(Path(data_dir).expanduser().resolve())
     else:
         data_dir = None
-    return _load_cached(name, shape, data_dir, seed, val_fraction, max_samples, num_classes)
+    return _load_cached(
+        name, shape, data_dir, split_seed, val_fraction, test_fraction, max_samples, num_classes
+    )
 
 
 @functools.lru_cache(maxsize=4)
@@ -91,36 +106,72 @@ def _load_cached(
     name: str,
     shape: tuple[int, int, int],
     data_dir: str | None,
-    seed: int,
+    split_seed: int,
     val_fraction: float,
+    test_fraction: float,
     max_samples: int | None,
     num_classes: int | None,
 ) -> Dataset:
-    if name == "digits":
-        images, labels, classes = _digits()
-    elif name == "synthetic":
-        k = num_classes or SYNTHETIC_CLASSES
-        images, labels, classes = _synthetic(shape, max_samples or SYNTHETIC_SAMPLES, k, seed)
-    elif name == "cifar10":
-        images, labels, classes = _cifar10(Path(data_dir or ""))
+    if name == "cluttered":
+        images, labels, splits = _cluttered(split_seed, val_fraction, test_fraction)
+        classes = tuple(str(i) for i in range(10))
     else:
-        images, labels, classes = _imagefolder(Path(data_dir or ""), shape)
-    if max_samples is not None and max_samples < len(labels):
-        keep = torch.randperm(len(labels), generator=_generator(seed, 1))[:max_samples]
-        keep = keep.sort().values
-        images, labels = images[keep], labels[keep]
+        if name == "digits":
+            images, labels, classes = _digits()
+        elif name == "synthetic":
+            k = num_classes or SYNTHETIC_CLASSES
+            samples = max_samples or SYNTHETIC_SAMPLES
+            images, labels, classes = _synthetic(shape, samples, k, split_seed)
+        elif name == "cifar10":
+            images, labels, classes = _cifar10(Path(data_dir or ""))
+        else:
+            images, labels, classes = _imagefolder(Path(data_dir or ""), shape)
+        if max_samples is not None and max_samples < len(labels):
+            keep = torch.randperm(len(labels), generator=_generator(split_seed, 1))[:max_samples]
+            keep = keep.sort().values
+            images, labels = images[keep], labels[keep]
+        splits = _split(labels, len(classes), val_fraction, test_fraction, split_seed)
     images = _fit(images, shape)
-    train, val = _split(labels, len(classes), val_fraction, seed)
-    x_train, x_val = images[train], images[val]
+    train, val, test = splits
+    x_train = images[train]
     mean = x_train.mean(dim=(0, 2, 3), keepdim=True)
     std = x_train.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
-    x_train = ((x_train - mean) / std).contiguous()
-    x_val = ((x_val - mean) / std).contiguous()
-    return Dataset(name, x_train, labels[train], x_val, labels[val], len(classes), classes)
+
+    def standardised(index: torch.Tensor) -> torch.Tensor:
+        return ((images[index] - mean) / std).contiguous()
+
+    return Dataset(
+        name,
+        standardised(train),
+        labels[train],
+        standardised(val),
+        labels[val],
+        standardised(test),
+        labels[test],
+        len(classes),
+        classes,
+    )
 
 
 def _generator(seed: int, stream: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed) * 7919 + stream)
+
+
+def _cluttered(
+    split_seed: int, val_fraction: float, test_fraction: float
+) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """The generated cluttered digits (cached on disk), concatenated, with their split indices."""
+    from nas.evaluation.cluttered import cluttered_digits_cached
+
+    splits = cluttered_digits_cached(split_seed, val_fraction, test_fraction)
+    images, labels, index, start = [], [], [], 0
+    for x, y in splits:
+        images.append(torch.from_numpy(x).to(torch.float32).div_(255.0))
+        labels.append(torch.from_numpy(y))
+        index.append(torch.arange(start, start + len(y)))
+        start += len(y)
+    train, val, test = index
+    return torch.cat(images), torch.cat(labels), (train, val, test)
 
 
 def _digits() -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
@@ -275,25 +326,32 @@ def _fit(images: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
 
 
 def _split(
-    labels: torch.Tensor, num_classes: int, val_fraction: float, seed: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """A stratified train/validation split, the same for the same seed and labels."""
+    labels: torch.Tensor, num_classes: int, val_fraction: float, test_fraction: float, seed: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A stratified train/validation/test split, the same for the same seed and labels.
+
+    Each class keeps at least one training and one validation example; the test split may be
+    empty for a class too small to spare one.
+    """
     gen = _generator(seed, 3)
-    train_parts, val_parts = [], []
+    parts: tuple[list[torch.Tensor], ...] = ([], [], [])
     for k in range(num_classes):
         idx = torch.nonzero(labels == k).flatten()
         if len(idx) == 0:
             continue
         idx = idx[torch.randperm(len(idx), generator=gen)]
         n_val = round(len(idx) * val_fraction)
+        n_test = round(len(idx) * test_fraction)
         if len(idx) >= 2:
             n_val = min(max(n_val, 1), len(idx) - 1)
-        val_parts.append(idx[:n_val])
-        train_parts.append(idx[n_val:])
-    train, val = torch.cat(train_parts).sort().values, torch.cat(val_parts).sort().values
+            n_test = min(n_test, len(idx) - 1 - n_val)
+        parts[1].append(idx[:n_val])
+        parts[2].append(idx[n_val : n_val + n_test])
+        parts[0].append(idx[n_val + n_test :])
+    train, val, test = (torch.cat(p).sort().values for p in parts)
     if len(train) == 0 or len(val) == 0:
         raise DatasetError(
             f"too few examples ({len(labels)}) for a train/validation split "
-            f"with val_fraction={val_fraction}"
+            f"with val_fraction={val_fraction} and test_fraction={test_fraction}"
         )
-    return train, val
+    return train, val, test

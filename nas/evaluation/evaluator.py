@@ -59,8 +59,9 @@ def evaluate(
         settings.dataset,
         input_shape,  # type: ignore[arg-type]
         data_dir=settings.data_dir,
-        seed=settings.seed,
+        split_seed=settings.split_seed,
         val_fraction=settings.val_fraction,
+        test_fraction=settings.test_fraction,
         max_samples=settings.max_samples,
         num_classes=space.num_classes,
     )
@@ -77,6 +78,7 @@ def evaluate(
         state = copy.deepcopy(model.state_dict())
         profile = profile_model(model, input_shape, batch_size=1)  # type: ignore[arg-type]
         model.load_state_dict(state)
+        torch.manual_seed(settings.seed)  # dropout starts alike, whatever blocks were built
     except Exception as exc:
         raise EvaluationError(f"{label}: cannot build or profile the model: {_why(exc)}") from exc
 
@@ -98,7 +100,10 @@ def evaluate(
         "num_classes": int(num_classes),
         "train_samples": len(data.y_train),
         "val_samples": len(data.y_val),
+        "test_samples": len(data.y_test),
     }
+    if trained.test_accuracy is not None:
+        metrics["test_accuracy"] = trained.test_accuracy
     if trained.device.startswith("cuda"):
         metrics["peak_memory_bytes"] = int(torch.cuda.max_memory_allocated())
     if weights_path is not None:

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = ["DATASETS", "EvalSettings"]
 
-DATASETS = ("digits", "synthetic", "cifar10", "imagefolder")
+DATASETS = ("cluttered", "digits", "synthetic", "cifar10", "imagefolder")
 
 
 class EvalSettings(BaseModel):
@@ -20,7 +20,7 @@ class EvalSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    dataset: Literal["digits", "synthetic", "cifar10", "imagefolder"] = "digits"
+    dataset: Literal["cluttered", "digits", "synthetic", "cifar10", "imagefolder"] = "digits"
     data_dir: str | None = Field(
         default=None, description="Folder of a cifar10 or imagefolder dataset."
     )
@@ -28,7 +28,15 @@ class EvalSettings(BaseModel):
     batch_size: int = Field(default=64, ge=1, le=65_536)
     lr: float = Field(default=0.01, gt=0, le=10)
     weight_decay: float = Field(default=0.01, ge=0)
-    seed: int = 0
+    seed: int = Field(
+        default=0,
+        description="Training seed: weight initialisation, data order and augmentation.",
+    )
+    split_seed: int = Field(
+        default=0,
+        description="Seed of the train/validation/test split (and of generated data); fixed, "
+        "so every trial and every search on the same data is scored on the same examples.",
+    )
     threads: int = Field(default=1, ge=1, le=1024, description="CPU threads for training.")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = Field(default=True, description="Mixed precision when training on CUDA.")
@@ -40,6 +48,9 @@ class EvalSettings(BaseModel):
     )
     channels_last: bool = Field(default=True, description="Train in channels-last format.")
     val_fraction: float = Field(default=0.2, gt=0, lt=1)
+    test_fraction: float = Field(
+        default=0.2, ge=0, lt=1, description="Held out from the search; reported, not optimised."
+    )
     max_samples: int | None = Field(
         default=None, ge=2, description="Use at most this many examples (before the split)."
     )
@@ -59,6 +70,15 @@ class EvalSettings(BaseModel):
         "time, without eager launch overhead); eager passes when off or not capturable.",
     )
     latency_cache: bool = Field(default=True, description="Reuse a measured latency.")
+
+    @model_validator(mode="after")
+    def _fractions_leave_training_data(self) -> EvalSettings:
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError(
+                f"val_fraction + test_fraction = {self.val_fraction + self.test_fraction:g} "
+                "leaves no training data: keep their sum below 1"
+            )
+        return self
 
     @model_validator(mode="after")
     def _cpu_clock_needs_one_thread(self) -> EvalSettings:

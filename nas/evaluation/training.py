@@ -44,6 +44,7 @@ class TrainResult:
 
     accuracy_per_epoch: list[float] = field(default_factory=list)
     loss_per_epoch: list[float] = field(default_factory=list)
+    test_accuracy: float | None = None
     seconds: float = 0.0
     steps: int = 0
     device: str = "cpu"
@@ -62,7 +63,7 @@ def train_model(
     on_epoch: EpochCallback | None = None,
     lock: MeasurementLock | None = None,
 ) -> TrainResult:
-    """Train `model` in place on `data` and validate after every epoch.
+    """Train `model` in place on `data`, validate after every epoch, then test once.
 
     A non-finite loss or an exception inside training raises :class:`EvaluationError`;
     an exception raised by `on_epoch` itself propagates unchanged (a caller's stop signal).
@@ -133,6 +134,12 @@ def train_model(
             result.seconds = time.perf_counter() - start
             if on_epoch is not None:
                 on_epoch(epoch, accuracy, mean_loss)
+        if len(data.y_test):
+            x_test = data.x_test.to(device).contiguous(memory_format=fmt)
+            with step_lock():
+                result.test_accuracy = evaluate_accuracy(
+                    model, x_test, data.y_test.to(device), amp=use_amp
+                )
     return result
 
 

@@ -126,8 +126,9 @@ def _preflight(space: Any, config: SearchConfig) -> None:
         settings.dataset,
         tuple(int(v) for v in space.input_shape),
         data_dir=settings.data_dir,
-        seed=settings.seed,
+        split_seed=settings.split_seed,
         val_fraction=settings.val_fraction,
+        test_fraction=settings.test_fraction,
         max_samples=settings.max_samples,
         num_classes=space.num_classes,
     )

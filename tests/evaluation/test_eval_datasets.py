@@ -41,10 +41,10 @@ def _fake_imagefolder(folder: Path, per_class: int = 4) -> Path:
 
 
 def test_digits_resized_split_and_standardised() -> None:
-    data = load_dataset("digits", (3, 16, 16), seed=0, val_fraction=0.2)
+    data = load_dataset("digits", (3, 16, 16), split_seed=0, val_fraction=0.2)
     assert data.x_train.shape[1:] == (3, 16, 16)
     assert data.num_classes == 10
-    assert len(data.y_train) + len(data.y_val) == 1797
+    assert len(data.y_train) + len(data.y_val) + len(data.y_test) == 1797
     assert abs(len(data.y_val) - 0.2 * 1797) <= 10
     assert set(data.y_val.tolist()) == set(range(10))
     assert abs(float(data.x_train.mean())) < 1e-3
@@ -53,22 +53,22 @@ def test_digits_resized_split_and_standardised() -> None:
 
 
 def test_split_is_deterministic_from_seed() -> None:
-    a = load_dataset("digits", (1, 8, 8), seed=1)
+    a = load_dataset("digits", (1, 8, 8), split_seed=1)
     _load_cached.cache_clear()
-    b = load_dataset("digits", (1, 8, 8), seed=1)
-    c = load_dataset("digits", (1, 8, 8), seed=2)
+    b = load_dataset("digits", (1, 8, 8), split_seed=1)
+    c = load_dataset("digits", (1, 8, 8), split_seed=2)
     assert a is not b
     assert torch.equal(a.y_val, b.y_val) and torch.equal(a.x_val, b.x_val)
     assert not torch.equal(a.y_val, c.y_val)
 
 
 def test_synthetic_is_deterministic_and_sized() -> None:
-    a = load_dataset("synthetic", (2, 8, 8), seed=3, num_classes=3, max_samples=60)
+    a = load_dataset("synthetic", (2, 8, 8), split_seed=3, num_classes=3, max_samples=60)
     _load_cached.cache_clear()
-    b = load_dataset("synthetic", (2, 8, 8), seed=3, num_classes=3, max_samples=60)
-    c = load_dataset("synthetic", (2, 8, 8), seed=4, num_classes=3, max_samples=60)
+    b = load_dataset("synthetic", (2, 8, 8), split_seed=3, num_classes=3, max_samples=60)
+    c = load_dataset("synthetic", (2, 8, 8), split_seed=4, num_classes=3, max_samples=60)
     assert a.num_classes == 3
-    assert len(a.y_train) + len(a.y_val) == 60
+    assert len(a.y_train) + len(a.y_val) + len(a.y_test) == 60
     assert a is not b
     assert torch.equal(a.x_train, b.x_train)
     assert not torch.equal(a.x_train, c.x_train)
@@ -76,13 +76,13 @@ def test_synthetic_is_deterministic_and_sized() -> None:
 
 def test_max_samples_keeps_a_subset() -> None:
     data = load_dataset("digits", (1, 8, 8), max_samples=100)
-    assert len(data.y_train) + len(data.y_val) == 100
+    assert len(data.y_train) + len(data.y_val) + len(data.y_test) == 100
 
 
 def test_cifar10_folder(tmp_path: Path) -> None:
     folder = _fake_cifar(tmp_path / "cifar")
     data = load_dataset("cifar10", (3, 32, 32), data_dir=folder, val_fraction=0.25)
-    assert len(data.y_train) + len(data.y_val) == 30
+    assert len(data.y_train) + len(data.y_val) + len(data.y_test) == 30
     assert data.x_train.shape[1:] == (3, 32, 32)
     assert data.classes == tuple(f"name{i}" for i in range(10))
     grey = load_dataset("cifar10", (1, 16, 16), data_dir=folder)
@@ -135,7 +135,7 @@ def test_imagefolder(tmp_path: Path) -> None:
     folder = _fake_imagefolder(tmp_path / "images")
     data = load_dataset("imagefolder", (3, 8, 8), data_dir=folder, val_fraction=0.25)
     assert data.classes == ("cat", "dog", "eel")
-    assert len(data.y_train) == 9 and len(data.y_val) == 3
+    assert (len(data.y_train), len(data.y_val), len(data.y_test)) == (6, 3, 3)
     assert data.x_train.shape[1:] == (3, 8, 8)
     # each class is one solid colour: its dominant channel is the class index
     means = data.x_train.mean(dim=(2, 3))

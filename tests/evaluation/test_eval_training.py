@@ -27,7 +27,7 @@ def _cnn(classes: int = 4) -> nn.Module:
 
 
 def _data():
-    return load_dataset("synthetic", (1, 8, 8), seed=0, num_classes=4, max_samples=160)
+    return load_dataset("synthetic", (1, 8, 8), split_seed=0, num_classes=4, max_samples=160)
 
 
 SETTINGS = EvalSettings(dataset="synthetic", epochs=3, batch_size=16, lr=0.02, device="cpu")
@@ -42,7 +42,8 @@ def test_learns_and_reports_every_epoch() -> None:
     assert [c[2] for c in calls] == result.loss_per_epoch
     assert result.accuracy > 0.8  # chance is 0.25
     assert result.loss_per_epoch[-1] < result.loss_per_epoch[0]
-    assert result.steps == 3 * (128 // 16)
+    assert result.steps == 3 * (len(_data().y_train) // 16)
+    assert result.test_accuracy is not None and result.test_accuracy > 0.8
     assert result.device == "cpu"
 
 
@@ -106,7 +107,7 @@ def test_each_step_holds_the_lock_shared(tmp_path) -> None:
 
     lock = Counting(tmp_path / "locks")
     result = train_model(_cnn(), _data(), SETTINGS, lock=lock)
-    # one hold per optimisation step plus one per validation pass
-    assert Counting.shared_holds == result.steps + SETTINGS.epochs
+    # one hold per optimisation step, one per validation pass and one for the test pass
+    assert Counting.shared_holds == result.steps + SETTINGS.epochs + 1
     assert lock.acquire_exclusive(timeout=0)  # everything was released
     lock.release_exclusive()
