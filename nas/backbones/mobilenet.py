@@ -23,6 +23,7 @@ from nas.backbones.stage import (
     StageSpec,
     attention_module,
     backbone_modules,
+    init_generator,
     with_attention,
 )
 
@@ -114,6 +115,7 @@ class MobileNetV2(nn.Module):
         dropout: float = 0.2,
     ) -> None:
         super().__init__()
+        generator = init_generator()
         features: list[nn.Module] = [_conv_bn(in_channels, stem_width, 3, 1 if small_input else 2)]
         channels = stem_width
         for stage in stages:
@@ -127,14 +129,14 @@ class MobileNetV2(nn.Module):
             if any(p.is_meta for p in m.parameters(recurse=False)):
                 continue  # nothing to initialise on the meta device (and slow there)
             if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", generator=generator)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
             elif isinstance(m, nn.BatchNorm2d | nn.GroupNorm) and m.affine:
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
             elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
+                nn.init.normal_(m.weight, 0, 0.01, generator=generator)
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

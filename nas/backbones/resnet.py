@@ -11,6 +11,7 @@ CBAM, ECA and SA papers. With ``placement="conv"`` a block that can replace a co
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,6 +24,7 @@ from nas.backbones.stage import (
     attention_module,
     backbone_modules,
     conv_module,
+    init_generator,
     supports_conv,
     with_attention,
 )
@@ -106,6 +108,7 @@ class ResNet(nn.Module):
         stem_width: int = 64,
     ) -> None:
         super().__init__()
+        generator = init_generator()
         self.small_input = small_input
         if small_input:
             self.conv1 = nn.Conv2d(in_channels, stem_width, 3, stride=1, padding=1, bias=False)
@@ -128,10 +131,16 @@ class ResNet(nn.Module):
             if any(p.is_meta for p in m.parameters(recurse=False)):
                 continue  # nothing to initialise on the meta device (and slow there)
             if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.kaiming_normal_(
+                    m.weight, mode="fan_out", nonlinearity="relu", generator=generator
+                )
             elif isinstance(m, nn.BatchNorm2d | nn.GroupNorm) and m.affine:
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear) and not m.weight.is_meta:  # torch's default init
+                bound = 1 / math.sqrt(m.in_features)
+                nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=generator)
+                nn.init.uniform_(m.bias, -bound, bound, generator=generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
