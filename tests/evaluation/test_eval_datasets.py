@@ -159,3 +159,73 @@ def test_imagefolder_errors(tmp_path: Path) -> None:
     (broken / "dog" / "9.png").write_bytes(b"garbage")
     with pytest.raises(DatasetError, match=r"cannot read image .*9\.png"):
         load_dataset("imagefolder", (3, 8, 8), data_dir=broken)
+
+
+def _cluttered_small(split_seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    from nas.evaluation.cluttered import cluttered_digits
+
+    return cluttered_digits(split_seed, sizes={"train": 40, "val": 30, "test": 30})
+
+
+def test_cluttered_is_byte_identical_for_the_same_split_seed() -> None:
+    a, b, c = _cluttered_small(5), _cluttered_small(5), _cluttered_small(6)
+    for (xa, ya), (xb, yb) in zip(a, b, strict=True):
+        assert xa.tobytes() == xb.tobytes() and ya.tobytes() == yb.tobytes()
+    assert a[0][0].tobytes() != c[0][0].tobytes()
+    x, y = a[0]
+    assert x.shape == (40, 1, 32, 32) and x.dtype == np.uint8
+    assert sorted(set(y.tolist())) == list(range(10))  # classes balanced
+
+
+def test_cluttered_splits_come_from_disjoint_source_digits() -> None:
+    from nas.evaluation.cluttered import _split_pool
+
+    labels = np.repeat(np.arange(10), 180)
+    rng = np.random.Generator(np.random.PCG64(0))
+    train, val, test = _split_pool(labels, 0.2, 0.2, rng)
+    assert not set(train) & set(val) and not set(train) & set(test) and not set(val) & set(test)
+    assert len(train) + len(val) + len(test) == len(labels)
+    assert len(val) == len(test) == 360
+
+
+def test_cluttered_draws_each_split_from_its_own_pool(monkeypatch) -> None:
+    """Each split is drawn (digits and fragments alike) from a source pool of its own."""
+    from nas.evaluation import cluttered
+
+    seen: list[np.ndarray] = []
+    draw = cluttered._draw
+
+    def spy(pool, labels, scaled, count, rng):
+        seen.append(np.asarray(pool))
+        return draw(pool, labels, scaled, count, rng)
+
+    monkeypatch.setattr(cluttered, "_draw", spy)
+    cluttered.cluttered_digits(0, sizes={"train": 10, "val": 10, "test": 10})
+    train, val, test = (set(p.tolist()) for p in seen)
+    assert not train & val and not train & test and not val & test
+
+
+def test_cluttered_dataset_is_cached_and_split(tmp_path, monkeypatch) -> None:
+    from nas.evaluation import cluttered
+
+    monkeypatch.setenv("NAS_HOME", str(tmp_path))
+    monkeypatch.setattr(cluttered, "SPLIT_SIZES", {"train": 60, "val": 40, "test": 40})
+    _load_cached.cache_clear()
+    data = load_dataset("cluttered", (1, 16, 16))
+    assert (len(data.y_train), len(data.y_val), len(data.y_test)) == (60, 40, 40)
+    assert data.x_train.shape[1:] == (1, 16, 16)
+    assert len(list((tmp_path / "cache").glob("cluttered-*.npz"))) == 1
+    _load_cached.cache_clear()
+    again = load_dataset("cluttered", (1, 16, 16))
+    assert torch.equal(again.x_val, data.x_val) and torch.equal(again.x_test, data.x_test)
+    _load_cached.cache_clear()
+
+
+def test_splits_never_overlap() -> None:
+    from nas.evaluation.datasets import _split
+
+    labels = torch.arange(300) % 7
+    train, val, test = _split(labels, 7, 0.2, 0.2, seed=3)
+    sets = [set(t.tolist()) for t in (train, val, test)]
+    assert not sets[0] & sets[1] and not sets[0] & sets[2] and not sets[1] & sets[2]
+    assert len(sets[0]) + len(sets[1]) + len(sets[2]) == 300

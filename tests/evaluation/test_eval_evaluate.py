@@ -122,3 +122,31 @@ def test_blocked_measurement_fails_after_the_timeout(
     with pytest.raises(EvaluationError, match="still busy"):
         evaluate(space, default_arch(space), FAST.model_copy(update={"epochs": 1}))
     stuck_trainer.release_shared()
+
+
+def test_training_seed_never_changes_the_split(monkeypatch) -> None:
+    """Every trial and every training seed is scored on the same validation and test sets."""
+    import nas.evaluation.evaluator as evaluator
+
+    seen = []
+    train = evaluator.train_model
+
+    def spy(model, data, settings, **kwargs):
+        seen.append(data)
+        return train(model, data, settings, **kwargs)
+
+    monkeypatch.setattr(evaluator, "train_model", spy)
+    space = load_space("tiny")
+    for seed, attention in ((0, "none"), (1, "none"), (2, "se")):
+        settings = FAST.model_copy(update={"seed": seed, "latency_cache": False})
+        metrics = evaluate(space, default_arch(space, attention), settings)
+        assert 0.0 <= metrics["test_accuracy"] <= 1.0
+    first = seen[0]
+    for data in seen[1:]:
+        for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
+            assert torch.equal(getattr(data, name), getattr(first, name)), name
+    moved = evaluate(space, default_arch(space), FAST.model_copy(update={"split_seed": 1}))
+    assert not torch.equal(seen[-1].y_val, first.y_val) or not torch.equal(
+        seen[-1].x_val, first.x_val
+    )
+    assert moved["val_samples"] == len(first.y_val)
