@@ -5,7 +5,9 @@ The parent run holds the space, the settings and library versions, and at the en
 tag (``mlflow.parentRunId``, which ``mlflow ui`` shows as a tree), every architecture choice
 as a param, per-epoch accuracy, latency statistics, params and FLOPs as metrics, ``arch.json``
 as an artifact, ``pareto=true|false`` and where the trial ran (``nas.ray_node_id``,
-``nas.hostname``). A resumed search reuses its parent run.
+``nas.hostname``). A confirmed trial's child run also gets its seed summary (``accuracy_mean``,
+``accuracy_sd``, ``n_seeds``, ``test_accuracy``; tag ``confirmed``). A resumed search reuses
+its parent run.
 Everything is logged from the driver process through an explicit ``MlflowClient``; trial runs
 are written by one background thread (:meth:`SearchTracker.submit_trial`) so that MLflow never
 holds up the Ray Tune event loop, and :meth:`SearchTracker.drain` waits for them.
@@ -115,6 +117,13 @@ class SearchTracker:
         self.parent_run_id = rid
         return rid
 
+    def _submit(self, work: Callable[[], Any]) -> Future:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nas-mlflow")
+        future = self._executor.submit(work)
+        self._pending.append(future)
+        return future
+
     def submit_trial(
         self,
         record: TrialRecord,
@@ -122,8 +131,6 @@ class SearchTracker:
         on_logged: Callable[[int, str], None] | None = None,
     ) -> Future:
         """Log a trial's child run in the background; ``on_logged(number, run_id)`` after."""
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nas-mlflow")
 
         def work() -> str | None:
             try:
@@ -135,9 +142,42 @@ class SearchTracker:
                 on_logged(record.number, run_id)
             return run_id
 
-        future = self._executor.submit(work)
-        self._pending.append(future)
-        return future
+        return self._submit(work)
+
+    def submit_confirmation(self, record: TrialRecord) -> Future:
+        """Log a trial's confirmation onto its child run in the background (never raises)."""
+
+        def work() -> None:
+            try:
+                self.log_confirmation(record)
+            except Exception as exc:
+                log.warning(
+                    "MLflow logging of trial %s's confirmation failed: %s", record.number, exc
+                )
+
+        return self._submit(work)
+
+    def log_confirmation(self, record: TrialRecord) -> None:
+        """The seed summary on the trial's child run: ``accuracy_mean``, ``accuracy_sd``,
+        ``n_seeds``, ``test_accuracy`` (the seed mean, at step 1; step 0 is the trial's own
+        seed) and tags ``confirmed`` and ``confirm_error``."""
+        from mlflow.entities import Metric, RunTag
+
+        if not record.mlflow_run_id:
+            return
+        now = int(time.time() * 1000)
+        metrics = [Metric("n_seeds", float(record.n_seeds), now, 0)]
+        for key, value, step in (
+            ("accuracy_mean", record.accuracy_mean, 0),
+            ("accuracy_sd", record.accuracy_sd, 0),
+            ("test_accuracy", record.test_accuracy, 1),
+        ):
+            if _finite(value):
+                metrics.append(Metric(key, float(value), now, step))
+        tags = [RunTag("confirmed", str(record.confirmed).lower())]
+        if record.confirm_error:
+            tags.append(RunTag("confirm_error", record.confirm_error[:5000]))
+        self.client.log_batch(record.mlflow_run_id, metrics=metrics, tags=tags)
 
     def drain(self) -> None:
         """Wait until every submitted trial is logged."""

@@ -60,7 +60,31 @@ class SearchConfig(BaseModel):
         default=None, gt=0, description="Latency budget: an Optuna constraint."
     )
     name: str | None = Field(default=None, max_length=100)
-    seed: int = 0
+    seed: int = Field(
+        default=0,
+        description="Training seed of every trial (initialisation, data order, augmentation); "
+        "also seeds the sampler. Confirmation runs use seed+1 ... seed+confirm_seeds.",
+    )
+    split_seed: int = Field(
+        default=0,
+        description="Seed of the train/validation/test split (and of generated data), apart "
+        "from the training seed: every trial, and every search on the same data, is scored on "
+        "the same examples.",
+    )
+    confirm_seeds: int = Field(
+        default=2,
+        ge=0,
+        le=20,
+        description="After the budget, re-train the Pareto front (and the next non-dominated "
+        "layer, up to confirm_max trials) with this many more training seeds; the reported "
+        "front is computed on the seed means. 0: no confirmation.",
+    )
+    confirm_max: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="At most this many trials are confirmed, front first.",
+    )
     storage: str | None = Field(default=None, description="Optuna storage URL.")
     mlflow_uri: str | None = None
     ray_address: str | None = None

@@ -4,7 +4,8 @@ Driver side: the Optuna study (SQL storage), the sampler and MLflow logging all 
 calling process; Ray workers only evaluate candidates (:mod:`nas.search.trainable`). Each
 finished trial is told to Optuna by :class:`_Searcher` with every objective or as FAIL, never
 left RUNNING. A stopped search (``should_stop``, Ctrl-C) ends its running trials, marks them
-*interrupted* (FAIL, not counted in the budget) and stays resumable.
+*interrupted* (FAIL, not counted in the budget) and stays resumable. After the budget,
+:mod:`nas.search.confirm_runner` re-trains the best trials with more seeds.
 """
 
 from __future__ import annotations
@@ -24,7 +25,11 @@ from typing import Any
 from nas import workspace
 from nas.errors import NasError
 from nas.search.config import SearchConfig
+from nas.search.confirm import estimated_runs
+from nas.search.confirm_runner import confirm_search
 from nas.search.records import SearchProgress, SearchResult, TrialRecord
+from nas.search.resources import ensure_ray, eval_settings, load_space, preflight, versions
+from nas.search.resources import resolve_resources as _resources
 from nas.search.samplers import make_sampler
 from nas.search.store import (
     ATTR,
@@ -55,88 +60,6 @@ def _active(search_id: str) -> _Run | None:
 
 #: Fields a resumed search takes from the caller's config; the stored config defines the rest.
 RESUME_OVERRIDES = ("budget", "concurrency", "cpus_per_trial", "gpus_per_trial", "ray_address")
-
-
-def ensure_ray(address: str | None = None) -> None:
-    """Start local Ray once per process (all cores), or connect to ``address``/``RAY_ADDRESS``."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    kwargs: dict[str, Any] = {
-        "include_dashboard": False,
-        "log_to_driver": bool(os.environ.get("NAS_RAY_LOG_TO_DRIVER")),
-        "logging_level": logging.WARNING,
-    }
-    if address:
-        ray.init(address=address, **kwargs)
-    else:
-        ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
-
-
-def _versions() -> dict[str, str]:
-    import importlib.metadata as md
-    import platform
-
-    out = {"python": platform.python_version()}
-    for pkg in ("nas", "torch", "ray", "optuna", "mlflow", "numpy"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            continue
-    return out
-
-
-def _load_space(spec: str | dict[str, Any]) -> Any:
-    from nas.space import load_space, parse_space
-
-    return parse_space(spec) if isinstance(spec, dict) else load_space(spec)
-
-
-def eval_settings(config: SearchConfig, device: str) -> Any:
-    """The :class:`nas.evaluation.EvalSettings` of every trial of a search."""
-    from pydantic import ValidationError
-
-    from nas.evaluation import EvalSettings
-
-    fields: dict[str, Any] = {
-        "dataset": config.dataset,
-        "data_dir": config.data_dir,
-        "epochs": config.epochs,
-        "batch_size": config.batch_size,
-        "lr": config.lr,
-        "seed": config.seed,
-        "threads": config.cpus_per_trial,
-        "device": device,
-        "latency_device": config.latency_device,
-    }
-    try:
-        return EvalSettings(**{k: v for k, v in fields.items() if v is not None})
-    except ValidationError as exc:
-        raise NasError(f"invalid evaluation settings: {exc}") from exc
-
-
-def _preflight(space: Any, config: SearchConfig) -> None:
-    """Load the dataset once in the driver, so a wrong dataset fails the search, not each trial."""
-    from nas.evaluation import load_dataset
-
-    settings = eval_settings(config, "cpu")
-    data = load_dataset(
-        settings.dataset,
-        tuple(int(v) for v in space.input_shape),
-        data_dir=settings.data_dir,
-        split_seed=settings.split_seed,
-        val_fraction=settings.val_fraction,
-        test_fraction=settings.test_fraction,
-        max_samples=settings.max_samples,
-        num_classes=space.num_classes,
-    )
-    if space.num_classes is not None and space.num_classes < data.num_classes:
-        raise NasError(
-            f"space {space.name!r} has {space.num_classes} classes but dataset "
-            f"{settings.dataset!r} has {data.num_classes}"
-        )
 
 
 class _Run:
@@ -181,9 +104,10 @@ class _Run:
     def progress(self) -> SearchProgress:
         done, failed = self.counts()
         elapsed = time.monotonic() - self.started
-        remaining = max(0, self.config.budget - done)
-        eta = elapsed / self.finished_here * remaining if self.finished_here else None
         front = compute_pareto(list(self.records.values()), self.config.objectives)
+        # Confirmation runs follow the budget and take about a trial's time each.
+        remaining = max(0, self.config.budget - done) + estimated_runs(self.config, len(front))
+        eta = elapsed / self.finished_here * remaining if self.finished_here else None
         return SearchProgress(
             done=done,
             failed=failed,
@@ -422,47 +346,6 @@ def _mark_interrupted(study: Any, numbers: set[int] | None = None) -> None:
             log.warning("could not mark trial %s interrupted: %s", t.number, exc)
 
 
-def _resources(config: SearchConfig) -> tuple[str, float, int]:
-    """(device, gpus per trial, concurrency) from the config and the Ray cluster.
-
-    A trial that trains or measures latency on CUDA gets ``gpus_per_trial`` GPUs, one when
-    that is 0 (Ray hides the GPUs from a trial that reserves none). Asking for CUDA from a
-    cluster without a GPU fails here, before any trial runs.
-    """
-    import ray
-
-    cluster = ray.cluster_resources()
-    gpus = float(cluster.get("GPU", 0))
-    cpus = float(cluster.get("CPU", 1))
-    device = config.device
-    if device == "auto":
-        device = "cuda" if gpus > 0 else "cpu"
-    gpt = config.gpus_per_trial
-    if device == "cuda" or config.latency_device == "cuda":
-        if gpus <= 0:
-            if device == "cuda":
-                raise NasError("device 'cuda' was asked for but the Ray cluster has no GPU")
-            raise NasError(
-                "latency_device 'cuda' was asked for but the Ray cluster has no GPU: measure "
-                "latency on the CPU (--latency-device cpu) or connect to a cluster with GPUs "
-                "(--ray-address)"
-            )
-        gpt = gpt or 1.0
-        if gpt > gpus:
-            raise NasError(f"gpus_per_trial={gpt} but the Ray cluster has only {gpus:g} GPUs")
-    if config.cpus_per_trial > cpus:
-        raise NasError(
-            f"cpus_per_trial={config.cpus_per_trial} but the Ray cluster has only {cpus:g} CPUs"
-        )
-    if config.concurrency:
-        concurrency = config.concurrency
-    else:
-        concurrency = max(1, int(cpus // config.cpus_per_trial))
-        if gpt > 0:
-            concurrency = max(1, min(concurrency, int(gpus // gpt)))
-    return device, gpt, concurrency
-
-
 def run_search(
     config: SearchConfig,
     *,
@@ -481,6 +364,9 @@ def run_search(
     An architecture proposed again after it completed is not re-trained: its trial reuses the
     earlier result (``metrics["reused_from_trial"]``), since ``evaluate`` is deterministic for
     a seed; a custom ``trial_fn`` opts in with a ``deterministic = True`` attribute.
+    After the budget, the best trials are re-trained with ``confirm_seeds`` more seeds and the
+    front is reported on the seed means (:mod:`nas.search.confirm`); a resume of a search
+    whose budget is done runs only the confirmation runs still missing.
     """
     import optuna
 
@@ -496,14 +382,14 @@ def run_search(
             update={k: getattr(config, k) for k in RESUME_OVERRIDES} | {"storage": config.storage}
         )
         space_doc = study.user_attrs.get(ATTR["space"])
-        space = _load_space(space_doc if space_doc is not None else config.space)
+        space = load_space(space_doc if space_doc is not None else config.space)
         _mark_interrupted(study)
         study.set_user_attr(ATTR["config"], config.model_dump(mode="json"))
     else:
         search_id = search_id or new_search_id()
-        space = _load_space(config.space)
+        space = load_space(config.space)
         if trial_fn is None:
-            _preflight(space, config)
+            preflight(space, config)
         study_name = study_name_for(search_id, config.name)
         study = optuna.create_study(
             storage=store, study_name=study_name, directions=config.directions()
@@ -515,7 +401,7 @@ def run_search(
         study.set_user_attr(ATTR["config"], config.model_dump(mode="json"))
         study.set_user_attr(ATTR["space"], jsonable(space.to_dict()))
         study.set_user_attr(ATTR["created"], now_iso())
-        study.set_user_attr(ATTR["versions"], _versions())
+        study.set_user_attr(ATTR["versions"], versions())
     study.set_user_attr(ATTR["state"], "running")
     # This process now owns the study: serve its trials from memory, write them through.
     from nas.search.mirror import MirroredStorage
@@ -533,7 +419,7 @@ def run_search(
         study_name=study_name,
         config=config.model_dump(mode="json"),
         space=jsonable(space.to_dict()),
-        versions=study.user_attrs.get(ATTR["versions"], _versions()),
+        versions=study.user_attrs.get(ATTR["versions"], versions()),
         storage=storage_url,
         run_id=study.user_attrs.get(ATTR["mlflow"]),
     )
@@ -558,6 +444,8 @@ def run_search(
             _fit(run, config, space, store, remaining, trial_fn)
         if stop_flag.is_set() and run.counts()[0] < config.budget:
             state = "cancelled"
+        elif run.counts()[0] >= config.budget and not confirm_search(run, space, trial_fn):
+            state = "cancelled"  # stopped while confirming: a resume runs what is missing
     except KeyboardInterrupt:
         state = "cancelled"
     except NasError:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from nas.search.config import SearchConfig
 
@@ -31,6 +31,38 @@ class TrialRecord(BaseModel):
         default=False,
         description="Stopped by a cancelled or crashed search; not counted in the budget.",
     )
+    confirm_candidate: bool = Field(
+        default=False,
+        description="Chosen for confirmation: on the front or the next layer, within the cap.",
+    )
+    confirmed: bool = Field(
+        default=False, description="Re-trained with every confirmation seed, none failing."
+    )
+    accuracy_mean: float | None = Field(
+        default=None, description="Validation accuracy, mean over the n_seeds training seeds."
+    )
+    accuracy_sd: float | None = Field(
+        default=None, description="Sample standard deviation of it (None below two seeds)."
+    )
+    n_seeds: int = Field(default=0, description="Training seeds the accuracy summary covers.")
+    test_accuracy: float | None = Field(
+        default=None, description="Held-out test accuracy, mean over the same seeds."
+    )
+    confirm_error: str | None = Field(
+        default=None,
+        description="Why a confirmation run failed (the single-seed result is kept).",
+    )
+
+    @model_validator(mode="after")
+    def _single_seed_summary(self) -> TrialRecord:
+        """A complete trial without a seed summary is summarised by its own (one) seed."""
+        if self.state == "COMPLETE" and self.n_seeds == 0:
+            accuracy = self.values.get("accuracy", self.metrics.get("accuracy"))
+            test = self.metrics.get("test_accuracy")
+            self.n_seeds = 1
+            self.accuracy_mean = float(accuracy) if _number(accuracy) else None
+            self.test_accuracy = float(test) if _number(test) else None
+        return self
 
     @property
     def finished(self) -> bool:
@@ -38,8 +70,16 @@ class TrialRecord(BaseModel):
         return self.state == "COMPLETE" or (self.state == "FAIL" and not self.interrupted)
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value == value
+
+
 class SearchProgress(BaseModel):
-    """Progress of a running search (trials finished in total, including earlier runs)."""
+    """Progress of a running search (trials finished in total, including earlier runs).
+
+    ``phase`` is ``"trials"`` until the budget is done, then ``"confirming"`` while the
+    confirmation runs (``confirm_done`` of ``confirm_total``) re-train the best trials.
+    """
 
     done: int
     failed: int
@@ -47,6 +87,9 @@ class SearchProgress(BaseModel):
     front_size: int
     elapsed_s: float
     eta_s: float | None = None
+    phase: Literal["trials", "confirming"] = "trials"
+    confirm_done: int = 0
+    confirm_total: int = 0
 
 
 class SearchResult(BaseModel):

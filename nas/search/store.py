@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from nas.errors import NotFoundError
 from nas.pareto import pareto_front
+from nas.search import confirm
 from nas.search.config import OBJECTIVES, SearchConfig
 from nas.search.records import SearchResult, TrialRecord
 
@@ -31,6 +32,7 @@ __all__ = [
     "list_searches",
     "load_search",
     "new_search_id",
+    "reported",
     "study_name_for",
     "trial_record",
 ]
@@ -177,6 +179,18 @@ def compute_pareto(trials: list[TrialRecord], objectives: list[str]) -> list[Tri
     return [done[i] for i in idx]
 
 
+def reported(
+    trials: list[TrialRecord], attrs: dict[str, Any], config: SearchConfig
+) -> tuple[list[TrialRecord], list[TrialRecord]]:
+    """The trials with their confirmations, and the front a search reports: on seed means
+    once confirmation has chosen its candidates (:mod:`nas.search.confirm`), else plain."""
+    candidates = confirm.stored_candidates(attrs, trials)
+    if candidates is None:
+        return trials, compute_pareto(trials, config.objectives)
+    trials = confirm.summarise_all(trials, candidates, confirm.read_outcomes(attrs), config)
+    return trials, confirm.confirmed_front(trials, candidates, config)
+
+
 def _state(attrs: dict[str, Any]) -> str:
     return str(attrs.get(ATTR["state"], "running"))
 
@@ -201,13 +215,14 @@ def load_search(search_id: str, storage: str | None = None) -> SearchResult:
     config = SearchConfig.model_validate(attrs[ATTR["config"]])
     runs = attrs.get(ATTR["runs"]) or {}
     trials = [trial_record(t, config.objectives, runs) for t in study.get_trials(deepcopy=False)]
+    trials, pareto = reported(trials, attrs, config)
     return SearchResult(
         search_id=search_id,
         study_name=study_name,
         state=_state(attrs),
         config=config,
         trials=trials,
-        pareto=compute_pareto(trials, config.objectives),
+        pareto=pareto,
         mlflow_run_id=attrs.get(ATTR["mlflow"]),
         created_at=_created(attrs),
         error=attrs.get(ATTR["error"]),

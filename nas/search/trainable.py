@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["evaluate_candidate", "nas_trainable", "placement"]
+__all__ = ["evaluate_candidate", "nas_trainable", "placement", "prepare_worker"]
 
 FAILED = "nas_failed"
 ERROR = "nas_error"
@@ -121,15 +121,21 @@ def _is_oom(exc: BaseException) -> bool:
     return name == "OutOfMemoryError" or "out of memory" in str(exc).lower()
 
 
+def prepare_worker(payload: dict[str, Any]) -> None:
+    """Give this Ray worker the search's workspace (its measurement locks and latency cache
+    are per node) and its CPU threads; every trial and confirmation run starts with it."""
+    os.environ["NAS_HOME"] = payload["nas_home"]
+    threads = int(payload["threads"])
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+
+
 def nas_trainable(config: dict[str, Any], payload: dict[str, Any]) -> None:
     """Ray Tune function trainable: one report with every objective, or a failure marker."""
     from ray import tune
 
     started = time.time()
-    os.environ["NAS_HOME"] = payload["nas_home"]
-    threads = int(payload["threads"])
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(threads)
+    prepare_worker(payload)
     weights_dir = payload.get("weights_dir")
     number = int(config["nas_number"])
     weights_path = Path(weights_dir) / f"{number}.pt" if weights_dir else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["counting_trial_fn", "make_trial_fn"]
+__all__ = ["counting_trial_fn", "make_trial_fn", "seeded_trial_fn"]
 
 
 def make_trial_fn(
@@ -55,4 +55,29 @@ def counting_trial_fn(log: str) -> Callable[..., dict[str, Any]]:
         return inner(space, arch, settings)
 
     trial_fn.deterministic = True  # type: ignore[attr-defined]
+    return trial_fn
+
+
+def seeded_trial_fn(
+    log: str, *, fail_confirmations: bool = False
+) -> Callable[..., dict[str, Any]]:
+    """Like :func:`make_trial_fn`, with an accuracy and a test accuracy that depend on the
+    training seed (by architecture); appends ``"<arch id> <seed>"`` to the file ``log`` on
+    every call. With ``fail_confirmations`` every seed but 0 (the search's) raises."""
+    inner = make_trial_fn()
+
+    def trial_fn(space: Any, arch: Any, settings: Any) -> dict[str, Any]:
+        import hashlib
+
+        with open(log, "a") as f:
+            f.write(f"{arch.id} {settings.seed}\n")
+        if fail_confirmations and settings.seed != 0:
+            raise RuntimeError(f"deliberate failure of seed {settings.seed}")
+        metrics = inner(space, arch, settings)
+        digest = hashlib.sha256(f"{arch.id}/{settings.seed}".encode()).hexdigest()
+        noise = int(digest[:6], 16) / 16**6 - 0.5  # in [-0.5, 0.5)
+        metrics["accuracy"] += 0.1 * noise
+        metrics["test_accuracy"] = metrics["accuracy"] - 0.03 + 0.02 * noise
+        return metrics
+
     return trial_fn

@@ -17,6 +17,7 @@ def test_defaults() -> None:
     assert config.directions() == ["maximize", "minimize"]
     assert config.sampler == "tpe"
     assert config.dataset == "digits"
+    assert (config.seed, config.split_seed, config.confirm_seeds) == (0, 0, 2)
     assert SearchConfig.model_validate(config.model_dump(mode="json")) == config
 
 
@@ -31,6 +32,9 @@ def test_defaults() -> None:
         ({"gpus_per_trial": 1.5}, "fraction below 1"),
         ({"cpus_per_trial": 0}, "greater than or equal to 1"),
         ({"max_latency_ms": -1}, "greater than 0"),
+        ({"confirm_seeds": -1}, "confirm_seeds\n  Input should be greater than or equal to 0"),
+        ({"confirm_seeds": 21}, "less than or equal to 20"),
+        ({"confirm_max": 0}, "greater than or equal to 1"),
         ({"colour": "red"}, "Extra inputs are not permitted"),
     ],
 )

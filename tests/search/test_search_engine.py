@@ -31,7 +31,7 @@ pytestmark = pytest.mark.usefixtures("ray_session")
 
 def _config(mlflow_uri: str, **kw: Any) -> SearchConfig:
     base = {"space": "tiny", "dataset": "synthetic", "budget": 6, "mlflow_uri": mlflow_uri}
-    return SearchConfig(**(base | kw))
+    return SearchConfig(**(base | {"confirm_seeds": 0} | kw))  # confirmation: test_confirm.py
 
 
 def _expected_front(result: Any) -> list[int]:
@@ -72,7 +72,11 @@ def test_search_end_to_end(mlflow_uri: str, trial_fn: Any) -> None:
         assert t.metrics["ray_node_id"] == node  # where the trial ran
         assert t.metrics["hostname"] == socket.gethostname()
     assert [t.number for t in result.pareto] == _expected_front(result)
+    for t in result.pareto:  # without confirmation: the trial's own seed
+        assert (t.confirmed, t.confirm_candidate, t.n_seeds) == (False, False, 1)
+        assert t.accuracy_mean == t.values["accuracy"] and t.accuracy_sd is None
     assert [p.done for p in progress] == list(range(1, 7))
+    assert {p.phase for p in progress} == {"trials"}
     with pytest.raises(TrialNotFound, match="no trial 6"):
         result.trial(6)
     assert progress[-1].front_size == len(result.pareto)

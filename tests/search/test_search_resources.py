@@ -12,7 +12,8 @@ from pydantic import ValidationError
 
 from nas.errors import NasError
 from nas.search import SearchConfig, TrialRecord
-from nas.search.engine import _resources, eval_settings
+from nas.search.resources import eval_settings
+from nas.search.resources import resolve_resources as _resources
 from nas.search.trainable import (
     ERROR,
     FAILED,

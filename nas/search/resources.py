@@ -1,0 +1,150 @@
+"""What a search needs from its surroundings: the Ray cluster (start, resources per trial),
+the evaluation settings every trial and confirmation run trains with, and the space."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from nas.errors import NasError
+from nas.search.config import SearchConfig
+
+__all__ = [
+    "ensure_ray",
+    "eval_settings",
+    "load_space",
+    "preflight",
+    "resolve_resources",
+    "versions",
+]
+
+
+def ensure_ray(address: str | None = None) -> None:
+    """Start local Ray once per process (all cores), or connect to ``address``/``RAY_ADDRESS``."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    kwargs: dict[str, Any] = {
+        "include_dashboard": False,
+        "log_to_driver": bool(os.environ.get("NAS_RAY_LOG_TO_DRIVER")),
+        "logging_level": logging.WARNING,
+    }
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and the libraries a search depends on (stored with the search)."""
+    import importlib.metadata as md
+    import platform
+
+    out = {"python": platform.python_version()}
+    for pkg in ("nas", "torch", "ray", "optuna", "mlflow", "numpy"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            continue
+    return out
+
+
+def load_space(spec: str | dict[str, Any]) -> Any:
+    """A :class:`nas.space.SearchSpace` from a shipped name, a YAML path or a document."""
+    import nas.space
+
+    return nas.space.parse_space(spec) if isinstance(spec, dict) else nas.space.load_space(spec)
+
+
+def eval_settings(config: SearchConfig, device: str) -> Any:
+    """The :class:`nas.evaluation.EvalSettings` of every trial of a search."""
+    from pydantic import ValidationError
+
+    from nas.evaluation import EvalSettings
+
+    fields: dict[str, Any] = {
+        "dataset": config.dataset,
+        "data_dir": config.data_dir,
+        "epochs": config.epochs,
+        "batch_size": config.batch_size,
+        "lr": config.lr,
+        "seed": config.seed,
+        "split_seed": config.split_seed,
+        "threads": config.cpus_per_trial,
+        "device": device,
+        "latency_device": config.latency_device,
+    }
+    try:
+        return EvalSettings(**{k: v for k, v in fields.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r})"
+            for e in exc.errors()
+        )
+        raise NasError(f"invalid evaluation settings: {problems}") from exc
+
+
+def preflight(space: Any, config: SearchConfig) -> None:
+    """Load the dataset once in the driver, so a wrong dataset fails the search, not each trial."""
+    from nas.evaluation import load_dataset
+
+    settings = eval_settings(config, "cpu")
+    data = load_dataset(
+        settings.dataset,
+        tuple(int(v) for v in space.input_shape),
+        data_dir=settings.data_dir,
+        split_seed=settings.split_seed,
+        val_fraction=settings.val_fraction,
+        test_fraction=settings.test_fraction,
+        max_samples=settings.max_samples,
+        num_classes=space.num_classes,
+    )
+    if space.num_classes is not None and space.num_classes < data.num_classes:
+        raise NasError(
+            f"space {space.name!r} has {space.num_classes} classes but dataset "
+            f"{settings.dataset!r} has {data.num_classes}"
+        )
+
+
+def resolve_resources(config: SearchConfig) -> tuple[str, float, int]:
+    """(device, gpus per trial, concurrency) from the config and the Ray cluster.
+
+    A trial that trains or measures latency on CUDA gets ``gpus_per_trial`` GPUs, one when
+    that is 0 (Ray hides the GPUs from a trial that reserves none). Asking for CUDA from a
+    cluster without a GPU fails here, before any trial runs.
+    """
+    import ray
+
+    cluster = ray.cluster_resources()
+    gpus = float(cluster.get("GPU", 0))
+    cpus = float(cluster.get("CPU", 1))
+    device = config.device
+    if device == "auto":
+        device = "cuda" if gpus > 0 else "cpu"
+    gpt = config.gpus_per_trial
+    if device == "cuda" or config.latency_device == "cuda":
+        if gpus <= 0:
+            if device == "cuda":
+                raise NasError("device 'cuda' was asked for but the Ray cluster has no GPU")
+            raise NasError(
+                "latency_device 'cuda' was asked for but the Ray cluster has no GPU: measure "
+                "latency on the CPU (--latency-device cpu) or connect to a cluster with GPUs "
+                "(--ray-address)"
+            )
+        gpt = gpt or 1.0
+        if gpt > gpus:
+            raise NasError(f"gpus_per_trial={gpt} but the Ray cluster has only {gpus:g} GPUs")
+    if config.cpus_per_trial > cpus:
+        raise NasError(
+            f"cpus_per_trial={config.cpus_per_trial} but the Ray cluster has only {cpus:g} CPUs"
+        )
+    if config.concurrency:
+        concurrency = config.concurrency
+    else:
+        concurrency = max(1, int(cpus // config.cpus_per_trial))
+        if gpt > 0:
+            concurrency = max(1, min(concurrency, int(gpus // gpt)))
+    return device, gpt, concurrency
