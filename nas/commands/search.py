@@ -55,7 +55,32 @@ def register(subparsers: Any) -> None:
     p.add_argument("--concurrency", type=int, help="trials at once (default: what fits)")
     p.add_argument("--max-latency-ms", type=float, help="latency budget (an Optuna constraint)")
     p.add_argument("--name", help="a readable name (prefix of the Optuna study name)")
-    p.add_argument("--seed", type=int, help="sampler and data seed (default: 0)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        help="training seed of every trial (initialisation, data order, augmentation); also "
+        "seeds the sampler (default: 0)",
+    )
+    p.add_argument(
+        "--split-seed",
+        type=int,
+        help="seed of the train/validation/test split, apart from the training seed, so every "
+        "trial is scored on the same examples (default: 0)",
+    )
+    p.add_argument(
+        "--confirm-seeds",
+        type=int,
+        metavar="N",
+        help="after the budget, re-train the Pareto front (and the next layer) with N more "
+        "training seeds (seed+1 ... seed+N) and report the front on the seed means "
+        "(default: 2; 0: off)",
+    )
+    p.add_argument(
+        "--confirm-max",
+        type=int,
+        metavar="N",
+        help="confirm at most N trials, front first (default: 10)",
+    )
     p.add_argument("--storage", help="Optuna storage URL (default: SQLite in $NAS_HOME)")
     p.add_argument("--mlflow-uri", help="MLflow tracking URI (default: SQLite in $NAS_HOME)")
     p.add_argument("--ray-address", help="Ray cluster address (default: $RAY_ADDRESS or local)")
@@ -117,6 +142,9 @@ def _config(args: argparse.Namespace) -> Any:
         "max_latency_ms": args.max_latency_ms,
         "name": args.name,
         "seed": args.seed,
+        "split_seed": args.split_seed,
+        "confirm_seeds": args.confirm_seeds,
+        "confirm_max": args.confirm_max,
         "storage": args.storage,
         "mlflow_uri": args.mlflow_uri,
         "ray_address": args.ray_address,
@@ -160,8 +188,17 @@ def _fmt_v(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def _fmt_accuracy(record: Any) -> str:
+    """The accuracy as ``mean ± sd`` over the training seeds, or the trial's own value."""
+    mean, sd = getattr(record, "accuracy_mean", None), getattr(record, "accuracy_sd", None)
+    if mean is None:
+        return _fmt_v(record.values.get("accuracy"))
+    return f"{mean:.4f} ± {sd:.4f}" if sd is not None else f"{mean:.4f}"
+
+
 class _Reporter:
-    """A live rich progress bar on a TTY, plain lines otherwise."""
+    """A live rich progress bar on a TTY, plain lines otherwise; after the budget, the same
+    bar counts the confirmation runs ("confirming k/n")."""
 
     def __init__(self, budget: int, tty: bool) -> None:
         self.tty = tty
@@ -172,7 +209,7 @@ class _Reporter:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
             self.progress = Progress(
-                TextColumn("[bold]trials"),
+                TextColumn("[bold]{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("failed {task.fields[failed]}  front {task.fields[front]}"),
@@ -180,7 +217,7 @@ class _Reporter:
                 transient=False,
             )
             self.task = self.progress.add_task(
-                "search", total=budget, failed=0, front=0, elapsed="0s", eta="?"
+                "trials", total=budget, failed=0, front=0, elapsed="0s", eta="?"
             )
 
     def __enter__(self) -> _Reporter:
@@ -196,27 +233,35 @@ class _Reporter:
         self.last = record
 
     def on_progress(self, p: Any) -> None:
+        confirming = getattr(p, "phase", "trials") == "confirming"
+        done, total = (p.confirm_done, p.confirm_total) if confirming else (p.done, p.budget)
         if self.progress is not None:
             self.progress.update(
                 self.task,
-                completed=p.done,
-                total=p.budget,
+                description="confirming" if confirming else "trials",
+                completed=done,
+                total=total,
                 failed=p.failed,
                 front=p.front_size,
                 elapsed=_fmt_s(p.elapsed_s),
                 eta=_fmt_s(p.eta_s),
             )
             return
-        r = self.last
+        r, self.last = self.last, None
         what = ""
-        if r is not None:
+        if r is not None and confirming:
+            what = f"trial {r.number} accuracy {_fmt_accuracy(r)} over {r.n_seeds} seeds"
+            if r.confirm_error:
+                what += f" ({r.confirm_error[:80]})"
+        elif r is not None:
             if r.state == "COMPLETE":
                 what = " ".join(f"{k}={_fmt_v(v)}" for k, v in r.values.items())
             else:
                 what = f"{r.state}: {r.error}"
             what = f"trial {r.number} {what}"
+        where = f"confirming {done}/{total}" if confirming else f"{done}/{total}"
         print(
-            f"[{p.done}/{p.budget}] {what} | failed {p.failed}, front {p.front_size}, "
+            f"[{where}] {what} | failed {p.failed}, front {p.front_size}, "
             f"elapsed {_fmt_s(p.elapsed_s)}, ETA {_fmt_s(p.eta_s)}",
             flush=True,
         )
@@ -361,13 +406,16 @@ def _collapse_repeats(records: list[Any]) -> tuple[list[Any], dict[int, list[int
 def _print_records(
     records: list[Any], objectives: list[str], title: str, *, collapse: bool = False
 ) -> None:
-    header = ("TRIAL", "STATE", *[o.upper() for o in objectives], "FEASIBLE", "ARCH", "NOTE")
+    names = [o.upper() for o in objectives]
+    if "accuracy" in objectives:
+        names[objectives.index("accuracy")] = "ACCURACY (MEAN ± SD)"
+    header = ("TRIAL", "STATE", *names, "TEST_ACCURACY", "SEEDS", "FEASIBLE", "ARCH", "NOTE")
     rows = [header]
     shown, repeats = _collapse_repeats(records) if collapse else (records, {})
     for r in shown:
         state = "INTERRUPTED" if r.interrupted else r.state
         again = repeats.get(r.number)
-        note = (r.error or "")[:60]
+        note = (r.error or getattr(r, "confirm_error", None) or "")[:60]
         if again:
             note = (
                 f"same architecture as trial{'s' if len(again) > 1 else ''} "
@@ -378,7 +426,12 @@ def _print_records(
             (
                 str(r.number),
                 state,
-                *[_fmt_v(r.values.get(o)) for o in objectives],
+                *[
+                    _fmt_accuracy(r) if o == "accuracy" else _fmt_v(r.values.get(o))
+                    for o in objectives
+                ],
+                _fmt_v(getattr(r, "test_accuracy", None)) or "-",
+                _seeds(r),
                 "yes" if r.feasible else "no",
                 _describe(r),
                 note,
@@ -390,25 +443,43 @@ def _print_records(
     print(f"\n{title} ({count})")
     if records:
         print(_text_table(rows))
+    if any(getattr(r, "confirm_candidate", False) for r in shown):
+        print(
+            "accuracy: validation mean ± sd over SEEDS training seeds (* = confirmed with "
+            "every seed); TEST_ACCURACY: held-out test split, mean over the same seeds"
+        )
+
+
+def _seeds(record: Any) -> str:
+    """Training seeds of the accuracy shown, ``*`` marking a complete confirmation."""
+    n = getattr(record, "n_seeds", 0)
+    if not n:
+        return "-"
+    return f"{n}*" if getattr(record, "confirmed", False) else str(n)
+
+
+_CONFIRMATION = ("confirmed", "accuracy_mean", "accuracy_sd", "n_seeds", "test_accuracy")
 
 
 def _csv(records: list[Any], objectives: list[str]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(
-        ["number", "state", *objectives, "feasible", "arch_id", "arch", "params", "error"]
-    )
+    head = ["number", "state", *objectives, *_CONFIRMATION, "feasible", "arch_id", "arch"]
+    writer.writerow([*head, "params", "error", "confirm_error"])
     for r in records:
         writer.writerow(
             [
                 r.number,
                 "INTERRUPTED" if r.interrupted else r.state,
                 *[r.values.get(o, "") for o in objectives],
+                str(r.confirmed).lower(),
+                *["" if getattr(r, k) is None else getattr(r, k) for k in _CONFIRMATION[1:]],
                 str(r.feasible).lower(),
                 r.arch_id or "",
                 _describe(r),
                 json.dumps(r.params, sort_keys=True),
                 r.error or "",
+                r.confirm_error or "",
             ]
         )
     return buf.getvalue()

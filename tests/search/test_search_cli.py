@@ -32,6 +32,7 @@ def cli_search(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -> I
         mp.setenv("NAS_HOME", str(home))
         argv = ["search", "--space", "tiny", "--dataset", "synthetic", "--budget", "3"]
         argv += ["--epochs", "1", "--concurrency", "2", "--name", "cli test", "--seed", "1"]
+        argv += ["--confirm-seeds", "1", "--confirm-max", "2"]
         code, out, err = _run(argv)
         match = re.search(r"search (s[0-9a-f]+) completed", out)
         assert code == 0, out + err
@@ -51,7 +52,10 @@ def test_search_prints_progress_front_and_where_to_look(shared: Any) -> None:
     for done in (1, 2, 3):
         assert f"[{done}/3] trial" in out  # plain progress lines when not a TTY
     assert "failed 0, front" in out and "ETA" in out
-    assert "Pareto front (" in out
+    assert "[confirming 0/" in out and "[confirming 1/" in out  # then the confirmation runs
+    assert "over 2 seeds" in out
+    assert "Pareto front (" in out and "ACCURACY (MEAN ± SD)" in out and "TEST_ACCURACY" in out
+    assert " ± " in out and "2*" in out
     assert "mlflow ui --backend-store-uri sqlite:///" in out
     assert f"optuna-dashboard sqlite:///{shared['home']}" in out
     assert f"study cli-test-{shared['id']}" in out
@@ -74,6 +78,14 @@ def test_pareto_and_trials_formats(shared: Any) -> None:
     front = json.loads(out)
     assert [t["number"] for t in front] == [t.number for t in result.pareto]
     assert all(set(t["values"]) == {"accuracy", "latency_ms"} for t in front)
+    confirmed = [t for t in front if t["confirmed"]]
+    assert confirmed  # real training: seeds 1 (the trial's) and 2
+    for t in confirmed:
+        assert t["n_seeds"] == 2 and t["accuracy_sd"] is not None
+        assert 0 <= t["test_accuracy"] <= 1 and 0 <= t["accuracy_mean"] <= 1
+        assert t["confirm_error"] is None
+    for t in front:
+        assert {"confirmed", "accuracy_mean", "accuracy_sd", "n_seeds", "test_accuracy"} <= set(t)
 
     code, out, _ = _run(["pareto", shared["id"], "--format", "csv"])
     rows = list(csv.DictReader(io.StringIO(out)))
@@ -152,7 +164,7 @@ def test_resume_of_a_finished_search_runs_nothing(shared: Any) -> None:
     code, out, _ = _run(["search", "--resume", shared["id"]])
     assert code == 0
     assert f"search {shared['id']} completed: 3/3 trials" in out
-    assert "[1/3]" not in out
+    assert "[1/3]" not in out and "[confirming" not in out
 
 
 @pytest.mark.parametrize(
@@ -167,6 +179,8 @@ def test_resume_of_a_finished_search_runs_nothing(shared: Any) -> None:
         (["search", "--resume", "{id}", "--latency-device", "cpu"], "--latency-device)"),
         (["search", "--objectives", "accuracy,speed"], "unknown objective 'speed'"),
         (["search", "--budget", "0"], "--budget"),
+        (["search", "--confirm-seeds", "-1"], "--confirm-seeds: Input should be greater than"),
+        (["search", "--confirm-max", "0"], "--confirm-max"),
         (["search", "--space", "tiny", "--dataset", "nodata", "--budget", "1"], "nodata"),
     ],
 )
@@ -175,7 +189,7 @@ def test_errors_exit_2_with_a_message(shared: Any, argv: list[str], message: str
     code, _, err = _run(argv)
     assert code == 2
     assert message in err
-    assert "Traceback" not in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
 def test_unknown_space_fails_before_the_search_starts(nas_home: Path) -> None:
