@@ -27,6 +27,7 @@ __all__ = [
     "Claim",
     "cancel_search",
     "claim_next",
+    "confirmation_of",
     "count_by_status",
     "create_search",
     "finish_search",
@@ -235,6 +236,41 @@ def _trial_row(search_id: str, record: Any) -> dict[str, Any]:
         "error": None if data.get("error") is None else str(data.get("error"))[:10000],
         "started_at": _naive_utc(data.get("started_at")),
         "finished_at": _naive_utc(data.get("finished_at")),
+        "confirmation": _confirmation(data),
+    }
+
+
+CONFIRMATION_FIELDS = (
+    "confirm_candidate",
+    "confirmed",
+    "accuracy_mean",
+    "accuracy_sd",
+    "n_seeds",
+    "test_accuracy",
+    "confirm_error",
+)
+
+
+def _confirmation(data: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The seed summary of a record (None for a search function that reports none)."""
+    if not any(data.get(k) is not None for k in CONFIRMATION_FIELDS):
+        return None
+    return jsonable({k: data.get(k) for k in CONFIRMATION_FIELDS})
+
+
+def confirmation_of(trial: Trial) -> dict[str, Any]:
+    """A trial row's seed summary; rows stored without one have their own seed only."""
+    stored = trial.confirmation or {}
+    if stored:
+        return {k: stored.get(k) for k in CONFIRMATION_FIELDS if stored.get(k) is not None}
+    if trial.state != "COMPLETE":
+        return {}
+    accuracy = (trial.values or {}).get("accuracy", (trial.metrics or {}).get("accuracy"))
+    test = (trial.metrics or {}).get("test_accuracy")
+    return {
+        "n_seeds": 1,
+        "accuracy_mean": accuracy if isinstance(accuracy, int | float) else None,
+        "test_accuracy": test if isinstance(test, int | float) else None,
     }
 
 
@@ -277,6 +313,8 @@ def refresh_front(session: Session, *, search_id: str) -> int:
     Done counts complete trials and failed ones that were not interrupted (as the budget does).
 
     The front is :func:`nas.pareto.pareto_front` over complete trials, feasible ones only.
+    Once the search has chosen trials to confirm (``confirm_candidate``), it is the front
+    among those, their accuracy replaced by the seed mean (as ``nas.search`` reports it).
     """
     search = session.get(Search, search_id)
     if search is None:
@@ -284,12 +322,18 @@ def refresh_front(session: Session, *, search_id: str) -> int:
     objectives = list(search.objectives)
     directions = [OBJECTIVE_DIRECTIONS.get(name, "minimize") for name in objectives]
     rows = session.execute(
-        select(Trial.id, Trial.values, Trial.feasible, Trial.on_front).where(
+        select(Trial.id, Trial.values, Trial.feasible, Trial.on_front, Trial.confirmation).where(
             Trial.search_id == search_id, Trial.state == "COMPLETE"
         )
     ).all()
-    values = [[(row.values or {}).get(name) for name in objectives] for row in rows]
-    front = set(pareto_front(values, directions, [bool(r.feasible) for r in rows])) if rows else ()
+    pool = [i for i, r in enumerate(rows) if (r.confirmation or {}).get("confirm_candidate")]
+    if not pool:
+        pool = list(range(len(rows)))
+        values = [[(rows[i].values or {}).get(name) for name in objectives] for i in pool]
+    else:
+        values = [[_confirmed_value(rows[i], name) for name in objectives] for i in pool]
+    feasible = [bool(rows[i].feasible) for i in pool]
+    front = {pool[j] for j in pareto_front(values, directions, feasible)} if pool else set()
     to_set = [r.id for i, r in enumerate(rows) if (i in front) != bool(r.on_front)]
     if to_set:
         on = [r.id for i, r in enumerate(rows) if i in front and not r.on_front]
@@ -316,15 +360,34 @@ def refresh_front(session: Session, *, search_id: str) -> int:
     return len(front)
 
 
+def _confirmed_value(row: Any, name: str) -> Any:
+    """An objective of a confirmation candidate: accuracy is the seed mean."""
+    if name == "accuracy":
+        mean = (row.confirmation or {}).get("accuracy_mean")
+        if mean is not None:
+            return mean
+    return (row.values or {}).get(name)
+
+
 def record_progress(
-    session: Session, *, search_id: str, worker_id: str, eta_s: float | None
+    session: Session,
+    *,
+    search_id: str,
+    worker_id: str,
+    eta_s: float | None,
+    phase: str | None = None,
+    confirm_done: int | None = None,
+    confirm_total: int | None = None,
 ) -> None:
-    """Store the search's ETA (from ``on_progress``) and commit."""
+    """Store the search's ETA and phase (from ``on_progress``) and commit."""
     eta = eta_s if eta_s is not None and math.isfinite(eta_s) else None
+    values: dict[str, Any] = {"eta_s": eta, "updated_at": utcnow()}
+    if phase is not None:
+        values |= {"phase": phase, "confirm_done": confirm_done, "confirm_total": confirm_total}
     session.execute(
         update(Search)
         .where(Search.id == search_id, Search.worker_id == worker_id)
-        .values(eta_s=eta, updated_at=utcnow())
+        .values(**values)
     )
     session.commit()
 

@@ -65,6 +65,10 @@ class Search(Base):
     failed: Mapped[int] = mapped_column(Integer, default=0)
     front_size: Mapped[int] = mapped_column(Integer, default=0)
     eta_s: Mapped[float | None] = mapped_column(Float)
+    # Added after the first release: nullable, so init_db can add them to an existing table.
+    phase: Mapped[str | None] = mapped_column(String(16))
+    confirm_done: Mapped[int | None] = mapped_column(Integer)
+    confirm_total: Mapped[int | None] = mapped_column(Integer)
     mlflow_run_id: Mapped[str | None] = mapped_column(String(64))
     study_name: Mapped[str | None] = mapped_column(String(200))
     error: Mapped[str | None] = mapped_column(Text)
@@ -113,5 +117,7 @@ class Trial(Base):
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()
+    confirmation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    """Seed summary (service.schemas.Confirmation fields); added later, nullable."""
 
     search: Mapped[Search] = relationship(back_populates="trials")

@@ -12,6 +12,7 @@ __all__ = [
     "OBJECTIVE_DIRECTIONS",
     "BlockPublic",
     "BlocksPublic",
+    "Confirmation",
     "ErrorResponse",
     "HParamPublic",
     "Health",
@@ -145,7 +146,31 @@ class SearchCreate(BaseModel):
         pattern=r"^[^\x00-\x1f\x7f]+$",
         description="A label for the search (printable text).",
     )
-    seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Random seed.")
+    seed: int = Field(
+        default=0,
+        ge=0,
+        le=2**31 - 1,
+        description="Training seed of every trial (initialisation, data order, augmentation); "
+        "also seeds the sampler. Confirmation runs use seed+1 ... seed+confirm_seeds.",
+    )
+    split_seed: int = Field(
+        default=0,
+        ge=0,
+        le=2**31 - 1,
+        description="Seed of the train/validation/test split, apart from the training seed: "
+        "every trial is scored on the same examples.",
+    )
+    confirm_seeds: int = Field(
+        default=2,
+        ge=0,
+        le=20,
+        description="After the budget, re-train the Pareto front (and the next layer, up to "
+        "confirm_max trials) with this many more training seeds; the front is reported on "
+        "the seed means. 0: no confirmation.",
+    )
+    confirm_max: int = Field(
+        default=10, ge=1, le=1000, description="Confirm at most this many trials, front first."
+    )
 
     @field_validator("objectives")
     @classmethod
@@ -173,7 +198,16 @@ class SearchProgress(BaseModel):
     budget: int = Field(description="Trials the search finishes.")
     front_size: int = Field(description="Points on the Pareto front so far.")
     fraction: float = Field(description="done / budget.")
-    eta_s: float | None = Field(default=None, description="Estimated seconds left.")
+    eta_s: float | None = Field(
+        default=None, description="Estimated seconds left (confirmation included)."
+    )
+    phase: Literal["trials", "confirming"] = Field(
+        default="trials",
+        description="trials until the budget is done, then confirming while the best trials "
+        "are re-trained with more seeds.",
+    )
+    confirm_done: int = Field(default=0, description="Confirmation runs finished.")
+    confirm_total: int = Field(default=0, description="Confirmation runs in all.")
 
 
 class SearchTimings(BaseModel):
@@ -226,7 +260,32 @@ class SearchesPublic(BaseModel):
     offset: int
 
 
-class TrialPublic(BaseModel):
+class Confirmation(BaseModel):
+    """A trial's accuracy over its training seeds (the search's seed, then its confirmation
+    seeds); a trial that was not confirmed has its own seed only."""
+
+    confirm_candidate: bool = Field(
+        default=False, description="Among the trials the confirmed front is chosen from."
+    )
+    confirmed: bool = Field(
+        default=False, description="Re-trained with every confirmation seed, none failing."
+    )
+    accuracy_mean: float | None = Field(
+        default=None, description="Validation accuracy, mean over n_seeds training seeds."
+    )
+    accuracy_sd: float | None = Field(
+        default=None, description="Its sample standard deviation (None below two seeds)."
+    )
+    n_seeds: int = Field(default=0, description="Training seeds the accuracy covers.")
+    test_accuracy: float | None = Field(
+        default=None, description="Held-out test accuracy, mean over the same seeds."
+    )
+    confirm_error: str | None = Field(
+        default=None, description="Why the trial is not confirmed (its own result is kept)."
+    )
+
+
+class TrialPublic(Confirmation):
     """One trial of a search."""
 
     trial_id: int = Field(description="The trial's id in the service.")
@@ -265,8 +324,8 @@ class TrialsPublic(BaseModel):
     offset: int
 
 
-class ParetoPoint(BaseModel):
-    """A point of the Pareto front."""
+class ParetoPoint(Confirmation):
+    """A point of the Pareto front (after confirmation: chosen on the seed means)."""
 
     trial_id: int
     number: int
@@ -280,7 +339,8 @@ class ParetoPoint(BaseModel):
 
 
 class ParetoPublic(BaseModel):
-    """The Pareto front of a search's complete trials (feasible ones first)."""
+    """The Pareto front of a search's complete trials (feasible ones first); once the search
+    confirms its best trials, the front among them on their seed-mean accuracy."""
 
     search_id: str
     status: Status

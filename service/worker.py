@@ -267,6 +267,9 @@ class Worker:
                     search_id=search_id,
                     worker_id=self.worker_id,
                     eta_s=getattr(progress, "eta_s", None),
+                    phase=getattr(progress, "phase", None),
+                    confirm_done=getattr(progress, "confirm_done", None),
+                    confirm_total=getattr(progress, "confirm_total", None),
                 )
         except Exception:
             log.exception("search %s: could not store progress", search_id)

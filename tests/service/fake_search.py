@@ -31,13 +31,23 @@ def trial_values(number: int) -> dict[str, float]:
     return {"accuracy": ((number * 7) % 10) / 10.0, "latency_ms": float((number * 3) % 7 + 1)}
 
 
+def confirmed_accuracy(number: int) -> float:
+    """The seed-mean accuracy a confirmation gives trial ``number`` (below its own value)."""
+    return trial_values(number)["accuracy"] - 0.05 * (number % 3)
+
+
 @dataclass
 class FakeSearch:
-    """Callable like ``run_search``; ``delay`` per trial, ``error`` raised at ``fail_after``."""
+    """Callable like ``run_search``; ``delay`` per trial, ``error`` raised at ``fail_after``.
+
+    With ``confirm``, the first ``confirm`` trials are then confirmed as ``run_search`` does:
+    one updated record each (seed summary) and a progress in the ``confirming`` phase.
+    """
 
     delay: float = 0.0
     error: Exception | None = None
     fail_after: int = 0
+    confirm: int = 0
     calls: list[str] = field(default_factory=list)
     started: threading.Event = field(default_factory=threading.Event)
 
@@ -86,7 +96,30 @@ class FakeSearch:
                 on_trial(record)
             if on_progress is not None:
                 on_progress(type("P", (), {"eta_s": self.delay * (budget - len(trials))})())
+        if state == "completed":
+            self._confirm(trials, on_trial, on_progress)
+            path.write_text(json.dumps(trials))
         return FakeResult(search_id, state, trials, f"parent-{search_id}", f"study-{search_id}")
+
+    def _confirm(self, trials: list[dict[str, Any]], on_trial: Any, on_progress: Any) -> None:
+        for done, record in enumerate(trials[: self.confirm], start=1):
+            number = record["number"]
+            record |= {
+                "confirm_candidate": True,
+                "confirmed": number != 1,  # trial 1's confirmation "fails"
+                "accuracy_mean": confirmed_accuracy(number) if number != 1 else None,
+                "accuracy_sd": 0.01 if number != 1 else None,
+                "n_seeds": 3 if number != 1 else 1,
+                "test_accuracy": 0.5,
+                "confirm_error": "RuntimeError: boom" if number == 1 else None,
+            }
+            if number == 1:
+                record["accuracy_mean"] = record["values"]["accuracy"]
+            if on_trial is not None:
+                on_trial(record)
+            if on_progress is not None:
+                progress = {"eta_s": 0.0, "phase": "confirming", "confirm_done": 2 * done}
+                on_progress(type("P", (), progress | {"confirm_total": 2 * self.confirm})())
 
 
 def failing(message: str = "space 'x' is broken: fix it") -> FakeSearch:

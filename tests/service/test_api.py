@@ -54,6 +54,9 @@ def test_submit_returns_id_links_and_location(client: Any) -> None:
         "front_size": 0,
         "fraction": 0.0,
         "eta_s": None,
+        "phase": "trials",
+        "confirm_done": 0,
+        "confirm_total": 0,
     }
     again = client.get(body["links"]["self"]).json()
     assert again["id"] == body["id"] and again["name"] == "demo"
@@ -100,6 +103,9 @@ BAD_BODIES = [
     ({"space": "tiny", "dataset": "imagenet"}, "dataset"),
     ({"space": "tiny", "data_dir": "../../etc"}, "data_dir"),
     ({"space": "tiny", "max_latency_ms": -1}, "max_latency_ms"),
+    ({"space": "tiny", "confirm_seeds": -1}, "confirm_seeds"),
+    ({"space": "tiny", "confirm_seeds": 21}, "confirm_seeds"),
+    ({"space": "tiny", "confirm_max": 0}, "confirm_max"),
     ({"space": "tiny", "name": "a\x00b"}, "name"),
     ({"space": 5}, "space"),
     ({"space": {**TINY, "stages": [{"width": 8, "attention": ["warp"]}]}}, "warp"),
@@ -116,6 +122,25 @@ def test_bad_bodies_get_422_saying_what_to_fix(client: Any, body: Any, message: 
     response = client.post("/searches", json=body)
     assert response.status_code == 422, response.text
     assert message in response.json()["detail"]
+
+
+@sqlite_only
+def test_negative_confirm_seeds_is_refused_with_the_field_path(client: Any) -> None:
+    response = client.post("/searches", json={"space": "tiny", "confirm_seeds": -1})
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert "confirm_seeds" in body["detail"]
+    assert [e["loc"] for e in body["errors"]] == [["body", "confirm_seeds"]]
+    assert "greater than or equal to 0" in body["errors"][0]["msg"]
+
+
+@sqlite_only
+def test_seeds_and_confirmation_options_reach_the_config(client: Any) -> None:
+    body = submit(client, seed=3, split_seed=7, confirm_seeds=0, confirm_max=4)
+    config = body["config"]
+    assert (config["seed"], config["split_seed"]) == (3, 7)
+    assert (config["confirm_seeds"], config["confirm_max"]) == (0, 4)
+    assert submit(client)["config"]["confirm_seeds"] == 2
 
 
 @sqlite_only

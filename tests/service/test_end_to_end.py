@@ -1,7 +1,8 @@
 """``nas serve`` as a real process with the real ``nas.search.run_search``: submit a tiny
 search over HTTP, SIGKILL the service (API, worker and Ray, the whole process group) while
 the search runs, start it again, and check that the search finishes its budget with every
-trial finished before the kill kept, none duplicated, and a readable Pareto front."""
+trial finished before the kill kept, none duplicated, and a readable Pareto front confirmed
+with a second training seed."""
 
 from __future__ import annotations
 
@@ -159,6 +160,8 @@ def test_serve_runs_a_search_that_survives_sigkill(service: Service) -> None:
             "epochs": 1,
             "concurrency": 1,
             "name": "e2e",
+            "confirm_seeds": 1,
+            "confirm_max": 2,
         },
         timeout=10,
     )
@@ -199,5 +202,11 @@ def test_serve_runs_a_search_that_survives_sigkill(service: Service) -> None:
         assert set(point["values"]) == {"accuracy", "latency_ms"}
         assert point["num_params"] > 0 and point["flops"] > 0
         assert point["number"] in after
+        assert point["confirm_candidate"] and 0 <= point["test_accuracy"] <= 1
+        if point["confirmed"]:  # trained again with seed 1: the mean of two seeds
+            assert point["n_seeds"] == 2 and point["accuracy_sd"] is not None
+    assert any(point["confirmed"] for point in pareto["data"]), pareto
+    assert body["progress"]["phase"] == "confirming"
+    assert body["progress"]["confirm_done"] == body["progress"]["confirm_total"] > 0
     png = httpx.get(f"{service.url}/searches/{search_id}/pareto.png", timeout=30)
     assert png.status_code == 200 and png.content.startswith(b"\x89PNG")

@@ -66,6 +66,36 @@ def test_worker_runs_a_search_to_its_budget(settings: Any, app: Any, client: Any
     assert fake.calls == [search_id]
 
 
+def test_confirmed_front_and_progress_reach_the_api(settings: Any, app: Any, client: Any) -> None:
+    from fake_search import confirmed_accuracy, trial_values
+
+    from nas.pareto import pareto_front
+
+    search_id = queue(client, budget=8)
+    make_worker(settings, FakeSearch(confirm=5)).run_once()
+    body = client.get(f"/searches/{search_id}").json()
+    assert body["status"] == "completed"
+    assert body["progress"]["phase"] == "confirming"
+    assert body["progress"]["confirm_done"] == body["progress"]["confirm_total"] == 10
+    # The front among the 5 candidates, on their seed means (trial 1 kept its own value).
+    means = [confirmed_accuracy(n) if n != 1 else trial_values(n)["accuracy"] for n in range(5)]
+    rows = [[means[n], trial_values(n)["latency_ms"]] for n in range(5)]
+    expected = pareto_front(rows, ["maximize", "minimize"])
+    pareto = client.get(f"/searches/{search_id}/pareto").json()
+    assert [p["number"] for p in pareto["data"]] == expected
+    assert body["progress"]["front_size"] == len(expected)
+    for point in pareto["data"]:
+        n = point["number"]
+        assert point["accuracy_mean"] == pytest.approx(means[n])
+        assert point["confirmed"] == (n != 1) and point["n_seeds"] == (1 if n == 1 else 3)
+        assert point["test_accuracy"] == 0.5
+        assert point["confirm_error"] == ("RuntimeError: boom" if n == 1 else None)
+    trials = client.get(f"/searches/{search_id}/trials").json()["data"]
+    assert [t["confirm_candidate"] for t in trials] == [True] * 5 + [False] * 3
+    assert all(t["n_seeds"] == 1 for t in trials[5:])
+    assert trials[6]["accuracy_mean"] == trial_values(6)["accuracy"]
+
+
 def test_failures_mark_the_search_failed_with_the_message(
     settings: Any, app: Any, client: Any
 ) -> None:

@@ -71,6 +71,9 @@ def search_public(search: Search) -> SearchPublic:
             front_size=search.front_size,
             fraction=min(search.done / budget, 1.0),
             eta_s=search.eta_s,
+            phase=search.phase or "trials",
+            confirm_done=search.confirm_done or 0,
+            confirm_total=search.confirm_total or 0,
         ),
         timings=SearchTimings(
             created_at=search.created_at,
@@ -115,6 +118,7 @@ def _trial_public(trial: Trial) -> TrialPublic:
         error=trial.error,
         started_at=trial.started_at,
         finished_at=trial.finished_at,
+        **crud.confirmation_of(trial),
     )
 
 
@@ -250,8 +254,10 @@ def _pareto(session: Any, search_id: str) -> tuple[Search, list[Trial]]:
 async def get_pareto(search_id: SearchId, settings: SettingsDep, request: Request) -> Response:
     """The non-dominated complete trials so far (feasible ones only when a latency budget is
     set): trial id, architecture id and JSON, objective values, parameters, FLOPs,
-    feasibility and MLflow run id. A running search's front may be up to NAS_CACHE_SECONDS
-    old."""
+    feasibility, MLflow run id, and the accuracy over the training seeds (`confirmed`,
+    `accuracy_mean`, `accuracy_sd`, `n_seeds`, `test_accuracy`). After the budget the search
+    re-trains its best trials with more seeds and the front is chosen on the seed means. A
+    running search's front may be up to NAS_CACHE_SECONDS old."""
     cache = request.app.state.pareto_cache
     body = cache.get(search_id)
     if body is None:
@@ -283,6 +289,7 @@ def _render_pareto(sessions: Any, search_id: str) -> tuple[bytes, bool]:
                     flops=t.flops,
                     feasible=t.feasible,
                     mlflow_run_id=t.mlflow_run_id,
+                    **crud.confirmation_of(t),
                 )
                 for t in front
             ],
