@@ -171,11 +171,41 @@ def _tpe(seed: int, budget: int) -> Any:
     return distinct_sampler(tpe, seed=seed)
 
 
-def _nsga2(seed: int, budget: int) -> Any:
+def _lock_types() -> tuple[type, ...]:
+    import threading
+
+    return type(threading.Lock()), type(threading.RLock())
+
+
+def _picklable_nsga2_class() -> type:
+    import threading
+
     import optuna
 
+    class _NSGAII(optuna.samplers.NSGAIISampler):
+        """NSGA-II that pickles, as Ray Tune pickles its searcher: Optuna 5.1's sampler holds
+        a thread lock and defines no pickling, so a copy gets fresh locks instead."""
+
+        def __getstate__(self) -> dict[str, Any]:
+            state = self.__dict__.copy()
+            locks = [key for key, value in state.items() if isinstance(value, _lock_types())]
+            for key in locks:
+                del state[key]
+            return state | {"_nas_locks": locks}
+
+        def __setstate__(self, state: dict[str, Any]) -> None:
+            state = dict(state)
+            locks = state.pop("_nas_locks", [])
+            self.__dict__.update(state)
+            for key in locks:
+                setattr(self, key, threading.Lock())
+
+    return _NSGAII
+
+
+def _nsga2(seed: int, budget: int) -> Any:
     # The default population of 50 would make a whole 50-trial search random.
-    return optuna.samplers.NSGAIISampler(seed=seed, population_size=min(50, max(4, budget // 5)))
+    return _picklable_nsga2_class()(seed=seed, population_size=min(50, max(4, budget // 5)))
 
 
 def _random(seed: int, budget: int) -> Any:

@@ -107,3 +107,20 @@ def test_constraints_reach_the_wrapped_sampler() -> None:
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
     feasible = [t for t in study.trials if t.params["depth"] <= 2]
     assert study.best_trials and all(t in feasible for t in study.best_trials)
+
+
+@pytest.mark.parametrize("name", ["tpe", "nsga2", "random", "gp"])
+def test_every_sampler_pickles_as_ray_tune_pickles_its_searcher(name: str) -> None:
+    import pickle
+    import subprocess
+    import sys
+
+    from ray import cloudpickle
+
+    sampler = make_sampler(name, seed=0, budget=20)
+    data = cloudpickle.dumps(sampler)
+    copy = pickle.loads(data)
+    study = optuna.create_study(directions=["minimize", "minimize"], sampler=copy)
+    study.optimize(lambda t: _score(_define(t)), n_trials=3)
+    script = "import pickle, sys; pickle.loads(sys.stdin.buffer.read())"  # a fresh process
+    subprocess.run([sys.executable, "-c", script], input=data, check=True)
