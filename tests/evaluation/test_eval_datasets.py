@@ -161,24 +161,30 @@ def test_imagefolder_errors(tmp_path: Path) -> None:
         load_dataset("imagefolder", (3, 8, 8), data_dir=broken)
 
 
-def _cluttered_small(split_seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    from nas.evaluation.cluttered import cluttered_digits
+def _small(name: str, split_seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    from dataclasses import replace
 
-    return cluttered_digits(split_seed, sizes={"train": 40, "val": 30, "test": 30})
+    from nas.evaluation.digit_tasks import TASKS, digit_task
+
+    return digit_task(replace(TASKS[name], sizes=(40, 30, 30)), split_seed)
 
 
-def test_cluttered_is_byte_identical_for_the_same_split_seed() -> None:
-    a, b, c = _cluttered_small(5), _cluttered_small(5), _cluttered_small(6)
+@pytest.mark.parametrize("name", ["jittered", "cluttered"])
+def test_generated_task_is_byte_identical_for_the_same_split_seed(name: str) -> None:
+    from nas.evaluation.digit_tasks import TASKS
+
+    a, b, c = _small(name, 5), _small(name, 5), _small(name, 6)
     for (xa, ya), (xb, yb) in zip(a, b, strict=True):
         assert xa.tobytes() == xb.tobytes() and ya.tobytes() == yb.tobytes()
     assert a[0][0].tobytes() != c[0][0].tobytes()
     x, y = a[0]
-    assert x.shape == (40, 1, 32, 32) and x.dtype == np.uint8
+    side = TASKS[name].canvas
+    assert x.shape == (40, 1, side, side) and x.dtype == np.uint8
     assert sorted(set(y.tolist())) == list(range(10))  # classes balanced
 
 
-def test_cluttered_splits_come_from_disjoint_source_digits() -> None:
-    from nas.evaluation.cluttered import _split_pool
+def test_generated_splits_come_from_disjoint_source_digits() -> None:
+    from nas.evaluation.digit_tasks import _split_pool
 
     labels = np.repeat(np.arange(10), 180)
     rng = np.random.Generator(np.random.PCG64(0))
@@ -188,35 +194,40 @@ def test_cluttered_splits_come_from_disjoint_source_digits() -> None:
     assert len(val) == len(test) == 360
 
 
-def test_cluttered_draws_each_split_from_its_own_pool(monkeypatch) -> None:
+def test_generated_task_draws_each_split_from_its_own_pool(monkeypatch) -> None:
     """Each split is drawn (digits and fragments alike) from a source pool of its own."""
-    from nas.evaluation import cluttered
+    from dataclasses import replace
+
+    from nas.evaluation import digit_tasks
 
     seen: list[np.ndarray] = []
-    draw = cluttered._draw
+    draw = digit_tasks._draw
 
-    def spy(pool, labels, scaled, count, rng):
+    def spy(task, pool, labels, scaled, count, rng):
         seen.append(np.asarray(pool))
-        return draw(pool, labels, scaled, count, rng)
+        return draw(task, pool, labels, scaled, count, rng)
 
-    monkeypatch.setattr(cluttered, "_draw", spy)
-    cluttered.cluttered_digits(0, sizes={"train": 10, "val": 10, "test": 10})
+    monkeypatch.setattr(digit_tasks, "_draw", spy)
+    digit_tasks.digit_task(replace(digit_tasks.TASKS["cluttered"], sizes=(10, 10, 10)), 0)
     train, val, test = (set(p.tolist()) for p in seen)
     assert not train & val and not train & test and not val & test
 
 
-def test_cluttered_dataset_is_cached_and_split(tmp_path, monkeypatch) -> None:
-    from nas.evaluation import cluttered
+def test_generated_dataset_is_cached_and_split(tmp_path, monkeypatch) -> None:
+    from dataclasses import replace
+
+    from nas.evaluation import digit_tasks
 
     monkeypatch.setenv("NAS_HOME", str(tmp_path))
-    monkeypatch.setattr(cluttered, "SPLIT_SIZES", {"train": 60, "val": 40, "test": 40})
+    small = replace(digit_tasks.TASKS["jittered"], sizes=(60, 40, 40))
+    monkeypatch.setitem(digit_tasks.TASKS, "jittered", small)
     _load_cached.cache_clear()
-    data = load_dataset("cluttered", (1, 16, 16))
+    data = load_dataset("jittered", (1, 16, 16))
     assert (len(data.y_train), len(data.y_val), len(data.y_test)) == (60, 40, 40)
     assert data.x_train.shape[1:] == (1, 16, 16)
-    assert len(list((tmp_path / "cache").glob("cluttered-*.npz"))) == 1
+    assert len(list((tmp_path / "cache").glob("jittered-*.npz"))) == 1
     _load_cached.cache_clear()
-    again = load_dataset("cluttered", (1, 16, 16))
+    again = load_dataset("jittered", (1, 16, 16))
     assert torch.equal(again.x_val, data.x_val) and torch.equal(again.x_test, data.x_test)
     _load_cached.cache_clear()
 
