@@ -261,7 +261,7 @@ class _Reporter:
             what = f"trial {r.number} {what}"
         where = f"confirming {done}/{total}" if confirming else f"{done}/{total}"
         print(
-            f"[{where}] {what} | failed {p.failed}, front {p.front_size}, "
+            f"[{where}] {what + ' ' if what else ''}| failed {p.failed}, front {p.front_size}, "
             f"elapsed {_fmt_s(p.elapsed_s)}, ETA {_fmt_s(p.eta_s)}",
             flush=True,
         )

@@ -77,7 +77,8 @@ class SearchConfig(BaseModel):
         le=20,
         description="After the budget, re-train the Pareto front (and the next non-dominated "
         "layer, up to confirm_max trials) with this many more training seeds; the reported "
-        "front is computed on the seed means. 0: no confirmation.",
+        "front is computed on the seed means. 0, or accuracy not an objective: no "
+        "confirmation.",
     )
     confirm_max: int = Field(
         default=10,

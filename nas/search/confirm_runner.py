@@ -76,9 +76,13 @@ def confirm_search(run: _Run, space: Any, trial_fn: Callable[..., dict[str, Any]
     if not confirm.enabled(run.config):
         return True
     run.tracker.drain()  # every trial's MLflow run id known before logging onto it
-    confirmation = _Confirmation(run)
-    todo = confirmation.todo()
-    confirmation.publish(confirmation.chosen.pool)
+    try:
+        confirmation = _Confirmation(run)
+        todo = confirmation.todo()
+        confirmation.publish(confirmation.chosen.pool)
+    except Exception:  # the storage failed: the front stays unconfirmed; a resume retries
+        log.exception("search %s: could not start its confirmation", run.search_id)
+        return True
     if not todo:
         return True
     if run.stop():
