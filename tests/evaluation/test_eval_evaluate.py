@@ -103,11 +103,14 @@ def test_bad_dataset_is_a_dataset_error() -> None:
         evaluate(space, default_arch(space), FAST.model_copy(update={"dataset": "cifar10"}))
 
 
-def test_default_mobile_arch_learns_digits() -> None:
-    """The issue's bar: the default `mobile` arch reaches 95% on digits with the defaults."""
+def test_default_mobile_arch_learns_the_default_task_with_headroom() -> None:
+    """With the defaults, the default `mobile` arch learns the embedded `jittered` digits well
+    (chance is 0.1) without saturating them, and its held-out test accuracy agrees."""
     space = load_space("mobile")
     metrics = evaluate(space, default_arch(space, attention="none"))
-    assert metrics["accuracy"] >= 0.95, metrics["accuracy_per_epoch"]
+    assert 0.85 <= metrics["accuracy"] <= 0.98, metrics["accuracy_per_epoch"]
+    assert abs(metrics["test_accuracy"] - metrics["accuracy"]) < 0.05
+    assert metrics["val_samples"] == metrics["test_samples"] == 4000
 
 
 def test_blocked_measurement_fails_after_the_timeout(
