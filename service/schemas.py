@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from nas.evaluation.settings import DatasetName
+
 __all__ = [
     "OBJECTIVE_DIRECTIONS",
     "BlockPublic",
@@ -102,9 +104,7 @@ class SearchCreate(BaseModel):
     sampler: Literal["tpe", "nsga2", "random", "gp"] = Field(
         default="tpe", description="Optuna sampler."
     )
-    dataset: Literal["digits", "synthetic", "cifar10", "imagefolder"] = Field(
-        default="digits", description="Training data of every trial."
-    )
+    dataset: DatasetName = Field(default="jittered", description="Training data of every trial.")
     data_dir: str | None = Field(
         default=None,
         max_length=500,

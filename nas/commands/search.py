@@ -13,6 +13,8 @@ import sys
 import time
 from typing import Any
 
+from nas.evaluation.settings import DATASETS
+
 __all__ = ["register"]
 
 _OBJECTIVES = ("accuracy", "latency_ms", "params", "flops")
@@ -24,7 +26,7 @@ def register(subparsers: Any) -> None:
         "search",
         help="run (or resume) an architecture search",
         description="Search a space with Ray Tune + Optuna, tracked in MLflow. Defaults: the "
-        "mobile space, the embedded digits dataset, local Ray, SQLite and MLflow stores in "
+        "mobile space, the embedded jittered-digits task, local Ray, SQLite and MLflow stores in "
         "$NAS_HOME (default ~/.nas). Ctrl-C stops cleanly; `--resume ID` continues.",
     )
     p.add_argument("--space", help="shipped space name or YAML path (default: mobile)")
@@ -34,7 +36,7 @@ def register(subparsers: Any) -> None:
         help=f"comma-separated, from {', '.join(_OBJECTIVES)} (default: accuracy,latency_ms)",
     )
     p.add_argument("--sampler", choices=["tpe", "nsga2", "random", "gp"], help="default: tpe")
-    p.add_argument("--dataset", help="digits (default), synthetic, cifar10 or imagefolder")
+    p.add_argument("--dataset", help=f"one of {', '.join(DATASETS)} (default: {DATASETS[0]})")
     p.add_argument("--data-dir", help="folder of a cifar10 or imagefolder dataset")
     p.add_argument("--epochs", type=int, help="training epochs per trial")
     p.add_argument("--batch-size", type=int, help="training batch size")

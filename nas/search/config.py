@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from nas.evaluation.settings import DatasetName
+
 __all__ = ["OBJECTIVES", "SAMPLERS", "SearchConfig"]
 
 #: Objective name -> Optuna direction. Values come from the metrics ``evaluate`` returns.
@@ -36,7 +38,9 @@ class SearchConfig(BaseModel):
         description="From accuracy (max), latency_ms (min), params (min), flops (min).",
     )
     sampler: Literal["tpe", "nsga2", "random", "gp"] = "tpe"
-    dataset: str = "digits"
+    dataset: DatasetName = Field(
+        default="jittered", description="Training data of every trial (see nas.evaluation)."
+    )
     data_dir: str | None = None
     epochs: int | None = Field(default=None, ge=1, le=10_000)
     batch_size: int | None = Field(default=None, ge=1, le=65_536)

@@ -16,7 +16,7 @@ def test_defaults() -> None:
     assert config.objectives == ["accuracy", "latency_ms"]
     assert config.directions() == ["maximize", "minimize"]
     assert config.sampler == "tpe"
-    assert config.dataset == "digits"
+    assert config.dataset == "jittered"
     assert (config.seed, config.split_seed, config.confirm_seeds) == (0, 0, 2)
     assert SearchConfig.model_validate(config.model_dump(mode="json")) == config
 
