@@ -1,6 +1,6 @@
 #!/bin/sh
 # Roles of the nas image: each is one ordinary command, configured by environment variables,
-# so the same topology runs without Docker (see the README, "Scaling out"); the integration
+# so the same topology runs without Docker (see docs/scaling.md); the integration
 # test tests/cluster/test_cluster_integration.py starts its processes through this script.
 #
 #   ray-head    ray start --head --block        RAY_PORT (6379), RAY_NUM_CPUS, RAY_NUM_GPUS,
