@@ -24,7 +24,7 @@ from nas.search.store import jsonable
 from nas.search.trainable import ERROR, FAILED, METRICS
 
 if TYPE_CHECKING:
-    from nas.search.engine import _Run
+    from nas.search.run import SearchRun
 
 __all__ = ["confirm_search", "confirm_task"]
 
@@ -67,7 +67,9 @@ def outcome_of(result: dict[str, Any]) -> dict[str, Any]:
     return jsonable(kept | where | {"seconds": result.get("nas_seconds")})
 
 
-def confirm_search(run: _Run, space: Any, trial_fn: Callable[..., dict[str, Any]] | None) -> bool:
+def confirm_search(
+    run: SearchRun, space: Any, trial_fn: Callable[..., dict[str, Any]] | None
+) -> bool:
     """Confirm the best trials of ``run`` (its budget done); False when stopped before the end.
 
     Never raises but for KeyboardInterrupt: a failure of the machinery becomes the outcome of
@@ -103,7 +105,7 @@ def confirm_search(run: _Run, space: Any, trial_fn: Callable[..., dict[str, Any]
 class _Confirmation:
     """The candidates of one run, their outcomes so far, and the progress it reports."""
 
-    def __init__(self, run: _Run) -> None:
+    def __init__(self, run: SearchRun) -> None:
         self.run = run
         self.config = run.config
         records = list(run.records.values())

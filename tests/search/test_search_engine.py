@@ -18,12 +18,12 @@ from nas.search import (
     SearchConfig,
     SearchNotFound,
     TrialNotFound,
-    engine,
     list_searches,
     load_search,
     run_search,
+    searcher,
 )
-from nas.search.engine import ahead_pays
+from nas.search.searcher import ahead_pays
 from nas.search.store import ATTR, get_storage
 
 pytestmark = pytest.mark.usefixtures("ray_session")
@@ -312,7 +312,7 @@ def test_proposes_ahead_only_while_it_pays() -> None:
 def test_search_that_does_not_propose_ahead(
     mlflow_uri: str, trial_fn: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(engine, "AHEAD_FRACTION", float("inf"))
+    monkeypatch.setattr(searcher, "AHEAD_FRACTION", float("inf"))
     result = run_search(_config(mlflow_uri, budget=5, concurrency=2), trial_fn=trial_fn)
     assert result.state == "completed"
     assert [t.number for t in result.trials] == list(range(5))
