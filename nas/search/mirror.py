@@ -7,6 +7,11 @@ trial. A search's driver is the only writer of its study, so it can keep the tri
 every write goes to the backend first (the SQL study stays complete and current for the
 service, ``optuna-dashboard`` and a resume) and then to the in-memory copy; reads of the study's
 trials never touch the backend. Everything else (studies, other studies' trials) is delegated.
+
+Only :class:`optuna.storages.BaseStorage`'s public interface is used. A trial's storage id is
+not public on a :class:`~optuna.trial.FrozenTrial`, so the mirror learns the ids of the trials
+it creates, and those of trials stored before it, from the backend the first time one is used
+(``get_trial_id_from_study_id_trial_number``).
 """
 
 from __future__ import annotations
@@ -19,7 +24,6 @@ from typing import Any
 from optuna.distributions import BaseDistribution
 from optuna.storages import BaseStorage
 from optuna.study import StudyDirection
-from optuna.study._frozen import FrozenStudy
 from optuna.trial import FrozenTrial, TrialState
 
 __all__ = ["MirroredStorage"]
@@ -33,10 +37,12 @@ class MirroredStorage(BaseStorage):
 
     def __init__(self, backend: BaseStorage, study_id: int) -> None:
         self._backend = backend
-        self._study_id = study_id
+        self._own = study_id
         self._lock = threading.RLock()
         self._trials: list[FrozenTrial] = list(backend.get_all_trials(study_id, deepcopy=False))
-        self._index = {t._trial_id: t.number for t in self._trials}
+        self._index: dict[int, int] = {}  # trial id -> number, of the study's trials seen so far
+        self._ids: dict[int, int] = {}  # trial number -> trial id, the same trials
+        self._foreign: set[int] = set()  # trial ids of other studies
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -49,8 +55,30 @@ class MirroredStorage(BaseStorage):
 
     # -- the mirrored study's trials ------------------------------------------------------
 
+    def _learn(self, trial_id: int, number: int) -> None:
+        self._index[trial_id] = number
+        self._ids[number] = trial_id
+
     def _mirrored(self, trial_id: int) -> bool:
-        return trial_id in self._index
+        """Whether ``trial_id`` is a trial of the mirrored study (asks the backend once)."""
+        if trial_id in self._index:
+            return True
+        if trial_id in self._foreign:
+            return False
+        number = self._backend.get_trial(trial_id).number
+        with self._lock:
+            if number < len(self._trials) and self._id_of(number) == trial_id:
+                return True
+            self._foreign.add(trial_id)
+        return False
+
+    def _id_of(self, number: int) -> int:
+        """The id of the mirrored study's trial ``number`` (< ``len(self._trials)``)."""
+        if number not in self._ids:
+            self._learn(
+                self._backend.get_trial_id_from_study_id_trial_number(self._own, number), number
+            )
+        return self._ids[number]
 
     def _get(self, trial_id: int) -> FrozenTrial:
         return self._trials[self._index[trial_id]]
@@ -61,19 +89,17 @@ class MirroredStorage(BaseStorage):
 
     def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
         trial_id = self._backend.create_new_trial(study_id, template_trial)
-        if study_id == self._study_id:
+        if study_id == self._own:
             with self._lock:
                 trial = self._backend.get_trial(trial_id)
                 # Trial numbers are dense per study; fill any gap (never expected) safely.
                 while len(self._trials) < trial.number:
-                    missing = self._backend.get_trial(
-                        self._backend.get_trial_id_from_study_id_trial_number(
-                            study_id, len(self._trials)
-                        )
+                    missing_id = self._backend.get_trial_id_from_study_id_trial_number(
+                        study_id, len(self._trials)
                     )
-                    self._index[missing._trial_id] = missing.number
-                    self._trials.append(missing)
-                self._index[trial_id] = trial.number
+                    self._learn(missing_id, len(self._trials))
+                    self._trials.append(self._backend.get_trial(missing_id))
+                self._learn(trial_id, trial.number)
                 if trial.number == len(self._trials):
                     self._trials.append(trial)
                 else:
@@ -139,17 +165,17 @@ class MirroredStorage(BaseStorage):
         deepcopy: bool = True,
         states: Container[TrialState] | None = None,
     ) -> list[FrozenTrial]:
-        if study_id != self._study_id:
+        if study_id != self._own:
             return self._backend.get_all_trials(study_id, deepcopy=deepcopy, states=states)
         with self._lock:
             trials = [t for t in self._trials if states is None or t.state in states]
         return copy.deepcopy(trials) if deepcopy else trials
 
     def get_trial_id_from_study_id_trial_number(self, study_id: int, trial_number: int) -> int:
-        if study_id == self._study_id:
+        if study_id == self._own:
             with self._lock:
                 if trial_number < len(self._trials):
-                    return self._trials[trial_number]._trial_id
+                    return self._id_of(trial_number)
         return self._backend.get_trial_id_from_study_id_trial_number(study_id, trial_number)
 
     # -- delegated ------------------------------------------------------------------------
@@ -183,7 +209,7 @@ class MirroredStorage(BaseStorage):
     def get_study_system_attrs(self, study_id: int) -> dict[str, Any]:
         return self._backend.get_study_system_attrs(study_id)
 
-    def get_all_studies(self) -> list[FrozenStudy]:
+    def get_all_studies(self) -> list[Any]:  # FrozenStudy: not exported by optuna.study
         return self._backend.get_all_studies()
 
     def remove_session(self) -> None:

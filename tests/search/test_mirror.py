@@ -17,7 +17,6 @@ from nas.search.mirror import MirroredStorage
 def _fields(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
     return {
         "number": trial.number,
-        "id": trial._trial_id,
         "state": trial.state,
         "values": trial.values,
         "params": trial.params,
@@ -43,9 +42,17 @@ def url(tmp_path: Path) -> str:
 
 def _mirrored(url: str, name: str) -> tuple[optuna.Study, MirroredStorage]:
     backend = optuna.storages.RDBStorage(url)
-    created = optuna.create_study(storage=backend, study_name=name, directions=["maximize"] * 2)
-    mirror = MirroredStorage(backend, created._study_id)
+    optuna.create_study(storage=backend, study_name=name, directions=["maximize"] * 2)
+    mirror = MirroredStorage(backend, backend.get_study_id_from_name(name))
     return optuna.load_study(study_name=name, storage=mirror), mirror
+
+
+def _sid(storage: optuna.storages.BaseStorage, study: optuna.Study) -> int:
+    return storage.get_study_id_from_name(study.study_name)
+
+
+def _tid(storage: optuna.storages.BaseStorage, study: optuna.Study, number: int) -> int:
+    return storage.get_trial_id_from_study_id_trial_number(_sid(storage, study), number)
 
 
 def test_every_write_reaches_sql_and_memory(url: str) -> None:
@@ -54,8 +61,8 @@ def test_every_write_reaches_sql_and_memory(url: str) -> None:
     finished.suggest_categorical("block", ["se", "eca", "none"])
     finished.suggest_float("lr", 1e-4, 1e-1, log=True)
     finished.set_user_attr("arch", {"stages": [{"attention": "se"}]})
-    study._storage.set_trial_system_attr(finished._trial_id, "sampler", [1, 2])
-    study._storage.set_trial_intermediate_value(finished._trial_id, 0, 0.5)
+    mirror.set_trial_system_attr(_tid(mirror, study, finished.number), "sampler", [1, 2])
+    mirror.set_trial_intermediate_value(_tid(mirror, study, finished.number), 0, 0.5)
     study.tell(finished, [0.9, 0.1])
     running = study.ask()
     running.suggest_categorical("block", ["se", "eca", "none"])
@@ -65,7 +72,7 @@ def test_every_write_reaches_sql_and_memory(url: str) -> None:
     enqueued = study.ask()
     assert enqueued.suggest_categorical("block", ["se", "eca", "none"]) == "eca"
 
-    in_memory = [_fields(t) for t in mirror.get_all_trials(study._study_id, deepcopy=False)]
+    in_memory = [_fields(t) for t in mirror.get_all_trials(_sid(mirror, study), deepcopy=False)]
     assert in_memory == _from_sql(url, "s")
     assert [t["state"] for t in in_memory] == [
         TrialState.COMPLETE,
@@ -76,10 +83,11 @@ def test_every_write_reaches_sql_and_memory(url: str) -> None:
     assert set(in_memory[0]["params"]) == {"block", "lr"}
     assert in_memory[0]["user_attrs"]["arch"] == {"stages": [{"attention": "se"}]}
     assert in_memory[0]["intermediate_values"] == {0: 0.5}
-    assert mirror.get_trial(running._trial_id).params == running.params
-    complete = mirror.get_all_trials(study._study_id, states=(TrialState.COMPLETE,))
+    assert mirror.get_trial(_tid(mirror, study, running.number)).params == running.params
+    complete = mirror.get_all_trials(_sid(mirror, study), states=(TrialState.COMPLETE,))
     assert [t.number for t in complete] == [0]
-    assert mirror.get_trial_id_from_study_id_trial_number(study._study_id, 2) == failed._trial_id
+    backend = optuna.storages.RDBStorage(url)
+    assert _tid(mirror, study, failed.number) == _tid(backend, study, failed.number)
 
 
 def test_reads_do_not_touch_sql(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -95,19 +103,19 @@ def test_reads_do_not_touch_sql(url: str, monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(mirror._backend, "get_trial", no_sql)
     assert len(study.get_trials()) == 3
     assert len(study.best_trials) >= 1
-    assert mirror.get_trial(study.trials[1]._trial_id).number == 1
+    assert mirror.get_trial(_tid(mirror, study, 1)).number == 1
 
 
 def test_lists_handed_out_are_not_changed_by_later_writes(url: str) -> None:
     study, mirror = _mirrored(url, "s")
-    trial_id = study.ask()._trial_id
-    before = mirror.get_all_trials(study._study_id, deepcopy=False)
+    trial_id = _tid(mirror, study, study.ask().number)
+    before = mirror.get_all_trials(_sid(mirror, study), deepcopy=False)
     mirror.set_trial_param(trial_id, "block", 0, CategoricalDistribution(["se", "none"]))
     mirror.set_trial_user_attr(trial_id, "arch", "se")
     mirror.set_trial_state_values(trial_id, TrialState.COMPLETE, [1.0, 2.0])
     assert before[0].params == {} and before[0].user_attrs == {}
     assert before[0].state == TrialState.RUNNING
-    after = mirror.get_all_trials(study._study_id)[0]
+    after = mirror.get_all_trials(_sid(mirror, study))[0]
     assert (after.params, after.user_attrs) == ({"block": "se"}, {"arch": "se"})
     assert after.state == TrialState.COMPLETE and after.datetime_complete is not None
 
@@ -117,22 +125,39 @@ def test_starts_from_the_stored_trials_and_leaves_other_studies_alone(url: str) 
     first = optuna.create_study(storage=backend, study_name="a", directions=["minimize"])
     first.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
     other = optuna.create_study(storage=backend, study_name="b")
-    mirror = MirroredStorage(backend, first._study_id)
+    mirror = MirroredStorage(backend, _sid(backend, first))
     study = optuna.load_study(study_name="a", storage=mirror)
     assert [t.number for t in study.trials] == [0, 1]
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
     assert [_fields(t) for t in study.get_trials()] == _from_sql(url, "a")
 
     other.optimize(lambda t: t.suggest_float("y", 0, 1), n_trials=2)  # written elsewhere
-    seen = mirror.get_all_trials(other._study_id)
+    seen = mirror.get_all_trials(_sid(backend, other))
     assert [t.params.keys() for t in seen] == [{"y": 0}.keys()] * 2
-    assert mirror.get_study_name_from_id(other._study_id) == "b"
+    assert mirror.get_study_name_from_id(_sid(backend, other)) == "b"
+    assert mirror.get_trial(_tid(backend, other, 1)).params.keys() == {"y"}  # not mirrored
 
 
 def test_pickles(url: str) -> None:
     study, mirror = _mirrored(url, "s")
     study.tell(study.ask(), [1.0, 1.0])
     copy = pickle.loads(pickle.dumps(mirror))
-    assert [t.number for t in copy.get_all_trials(study._study_id)] == [0]
-    copy.set_trial_param(copy.create_new_trial(study._study_id), "z", 0.5, FloatDistribution(0, 1))
-    assert copy.get_all_trials(study._study_id)[1].params == {"z": 0.5}
+    sid = _sid(mirror, study)
+    assert [t.number for t in copy.get_all_trials(sid)] == [0]
+    copy.set_trial_param(copy.create_new_trial(sid), "z", 0.5, FloatDistribution(0, 1))
+    assert copy.get_all_trials(sid)[1].params == {"z": 0.5}
+
+
+def test_trials_stored_before_it_are_mirrored_when_first_written(url: str) -> None:
+    backend = optuna.storages.RDBStorage(url)
+    before = optuna.create_study(storage=backend, study_name="a", directions=["minimize"])
+    before.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    left = before.ask()  # left RUNNING, as by a crash
+    mirror = MirroredStorage(backend, _sid(backend, before))
+    study = optuna.load_study(study_name="a", storage=mirror)
+    trial_id = _tid(mirror, study, left.number)
+    mirror.set_trial_user_attr(trial_id, "nas.interrupted", True)
+    study.tell(left.number, state=TrialState.FAIL)
+    assert [_fields(t) for t in study.get_trials()] == _from_sql(url, "a")
+    assert study.trials[1].user_attrs == {"nas.interrupted": True}
+    assert mirror.get_trial(_tid(backend, before, 0)).number == 0
