@@ -35,7 +35,33 @@ def ensure_ray(address: str | None = None) -> None:
     if address:
         ray.init(address=address, **kwargs)
     else:
+        _quiet_local_token_notice()
         ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
+
+
+#: Ray's notice, on every local start, that it turned on its default token authentication.
+TOKEN_NOTICE = "Token authentication is enabled for this Ray cluster."
+_TOKEN_LOGGER = "ray._private.authentication.authentication_token_setup"
+
+
+class _DropMessage(logging.Filter):
+    """Drops the records whose message starts with ``prefix``; passes every other one."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.prefix)
+
+
+def _quiet_local_token_notice() -> None:
+    """Hide Ray's token notice for a cluster this process starts for itself: it only says
+    Ray's default is in force. Ray's other authentication warnings (a cluster started without
+    tokens, a missing token) still show."""
+    logger = logging.getLogger(_TOKEN_LOGGER)
+    if not any(isinstance(f, _DropMessage) for f in logger.filters):
+        logger.addFilter(_DropMessage(TOKEN_NOTICE))
 
 
 def versions() -> dict[str, str]:

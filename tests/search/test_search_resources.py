@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 from datetime import datetime
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from nas.errors import NasError
-from nas.search import SearchConfig, TrialRecord
+from nas.search import SearchConfig, TrialRecord, resources
 from nas.search.resources import eval_settings
 from nas.search.resources import resolve_resources as _resources
 from nas.search.trainable import (
@@ -159,3 +160,16 @@ def test_child_run_is_tagged_with_where_the_trial_ran(mlflow_uri: str) -> None:
     assert run.data.tags["nas.ray_node_id"] == "node-a"
     assert run.data.tags["nas.hostname"] == "host-a"
     assert set(run.data.metrics) == {"accuracy", "latency_ms"}  # strings are tags only
+
+
+def test_only_rays_local_token_notice_is_hidden(caplog: pytest.LogCaptureFixture) -> None:
+    resources._quiet_local_token_notice()
+    resources._quiet_local_token_notice()  # once per logger
+    logger = logging.getLogger(resources._TOKEN_LOGGER)
+    assert len(logger.filters) == 1
+    with caplog.at_level(logging.WARNING, logger=resources._TOKEN_LOGGER):
+        logger.warning("%s Set RAY_AUTH_MODE=disabled to opt out.", resources.TOKEN_NOTICE)
+        logger.warning("Token authentication is disabled for this Ray cluster.")
+    assert [r.getMessage() for r in caplog.records] == [
+        "Token authentication is disabled for this Ray cluster."
+    ]
