@@ -1,8 +1,9 @@
 """The Ray Tune function trainable: evaluates one architecture inside a Ray worker.
 
 It never raises for a bad candidate: an exception, an out-of-memory error or a NaN objective
-becomes a result with ``nas_failed=True`` and the error text, which the searcher turns into a
-FAIL Optuna trial (Ray's OptunaSearch would otherwise leave the trial RUNNING or mis-mark it).
+becomes a result with ``nas_failed=True`` and the error text, which the search's run turns into
+a FAIL Optuna trial (:meth:`nas.search.run.SearchRun.finish_trial`; telling Optuna a missing or
+NaN objective would fail or mis-mark the trial).
 Every result, complete or failed, says where the trial ran (:func:`placement`: the Ray node id
 and the host name), as string entries of the trial's metrics.
 """

@@ -1,4 +1,4 @@
-"""The samplers by name, driven through Optuna's ask/tell as Ray's OptunaSearch drives them."""
+"""The samplers by name, driven through Optuna's ask/tell as the search's searcher drives them."""
 
 from __future__ import annotations
 
