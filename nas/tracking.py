@@ -15,8 +15,6 @@ holds up the Ray Tune event loop, and :meth:`SearchTracker.drain` waits for them
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import math
@@ -290,23 +288,10 @@ class SearchTracker:
 
 
 def trials_table(trials: Sequence[TrialRecord], objectives: list[str]) -> str:
-    """CSV text: one row per trial with state, objectives, feasibility, arch and error."""
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(["number", "state", *objectives, "feasible", "arch_id", "arch", "error"])
-    for t in trials:
-        writer.writerow(
-            [
-                t.number,
-                "INTERRUPTED" if t.interrupted else t.state,
-                *[t.values.get(o, "") for o in objectives],
-                t.feasible,
-                t.arch_id or "",
-                json.dumps(t.arch) if t.arch else "",
-                t.error or "",
-            ]
-        )
-    return buf.getvalue()
+    """CSV text, one row per trial (:func:`nas.trials_csv.trials_csv`)."""
+    from nas.trials_csv import trials_csv
+
+    return trials_csv(trials, objectives)
 
 
 def pareto_plot(

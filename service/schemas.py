@@ -8,10 +8,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from nas.evaluation.settings import DatasetName
+from nas.search.config import SearchOptions
 
 __all__ = [
-    "OBJECTIVE_DIRECTIONS",
     "BlockPublic",
     "BlocksPublic",
     "Confirmation",
@@ -35,14 +34,6 @@ __all__ = [
 ]
 
 Status = Literal["queued", "running", "completed", "failed", "cancelled"]
-Objective = Literal["accuracy", "latency_ms", "params", "flops"]
-OBJECTIVE_DIRECTIONS: dict[str, str] = {
-    "accuracy": "maximize",
-    "latency_ms": "minimize",
-    "params": "minimize",
-    "flops": "minimize",
-}
-"""Direction of every objective a search may optimise (as in nas.search)."""
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -60,15 +51,16 @@ class ErrorResponse(BaseModel):
     )
 
 
-class SearchCreate(BaseModel):
-    """A search request; mirrors ``nas search`` and ``nas.search.SearchConfig``.
+class SearchCreate(SearchOptions):
+    """A search request: :class:`nas.search.config.SearchOptions`, the options of
+    ``nas search``, with the same types, bounds and rules.
 
-    Storage, MLflow and Ray locations are the service's settings, not the request's.
+    Storage, MLflow and Ray locations are the service's settings, not the request's. Beyond
+    this schema the service refuses file paths as ``space`` and requests above its limits
+    (``service.validation``).
     """
 
     model_config = ConfigDict(
-        extra="forbid",
-        allow_inf_nan=False,
         json_schema_extra={
             "examples": [
                 {
@@ -83,101 +75,11 @@ class SearchCreate(BaseModel):
         },
     )
 
-    space: str | dict[str, Any] = Field(
-        default="mobile",
-        description="A shipped space name (see GET /spaces), or an inline space document: "
-        "a JSON object, or YAML text (parsed with yaml.safe_load). File paths are refused.",
-    )
-    budget: int = Field(
-        default=50,
-        ge=1,
-        le=100_000,
-        description="Number of trials to finish (complete + failed); at most the service's "
-        "NAS_MAX_BUDGET.",
-    )
-    objectives: list[Objective] = Field(
-        default_factory=lambda: ["accuracy", "latency_ms"],
-        min_length=1,
-        max_length=4,
-        description="Objectives: accuracy (max), latency_ms (min), params (min), flops (min).",
-    )
-    sampler: Literal["tpe", "nsga2", "random", "gp"] = Field(
-        default="tpe", description="Optuna sampler."
-    )
-    dataset: DatasetName = Field(default="jittered", description="Training data of every trial.")
     data_dir: str | None = Field(
         default=None,
         max_length=500,
         description="For cifar10/imagefolder: a folder relative to the service's NAS_DATA_ROOT.",
     )
-    epochs: int | None = Field(
-        default=None,
-        ge=1,
-        le=10_000,
-        description="Training epochs per trial (default: the space's).",
-    )
-    batch_size: int | None = Field(default=None, ge=1, le=65536, description="Batch size.")
-    lr: float | None = Field(default=None, gt=0, le=10, description="Learning rate.")
-    device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="Device.")
-    latency_device: Literal["cpu", "cuda"] | None = Field(
-        default=None,
-        description="Where latency is measured (default: the training device); cuda needs a "
-        "GPU in the service's Ray cluster and reserves one per trial unless gpus_per_trial "
-        "says otherwise.",
-    )
-    gpus_per_trial: float = Field(default=0, ge=0, le=64, description="GPUs per trial.")
-    cpus_per_trial: int = Field(default=1, ge=1, le=1024, description="CPUs per trial.")
-    concurrency: int | None = Field(
-        default=None,
-        ge=1,
-        le=10_000,
-        description="Trials at once (default: what the resources allow); at most the "
-        "service's NAS_MAX_CONCURRENCY.",
-    )
-    max_latency_ms: float | None = Field(
-        default=None,
-        gt=0,
-        description="Latency budget: trials slower than this are infeasible.",
-    )
-    name: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=100,
-        pattern=r"^[^\x00-\x1f\x7f]+$",
-        description="A label for the search (printable text).",
-    )
-    seed: int = Field(
-        default=0,
-        ge=0,
-        le=2**31 - 1,
-        description="Training seed of every trial (initialisation, data order, augmentation); "
-        "also seeds the sampler. Confirmation runs use seed+1 ... seed+confirm_seeds.",
-    )
-    split_seed: int = Field(
-        default=0,
-        ge=0,
-        le=2**31 - 1,
-        description="Seed of the train/validation/test split, apart from the training seed: "
-        "every trial is scored on the same examples.",
-    )
-    confirm_seeds: int = Field(
-        default=2,
-        ge=0,
-        le=20,
-        description="After the budget, re-train the Pareto front (and the next layer, up to "
-        "confirm_max trials) with this many more training seeds; the front is reported on "
-        "the seed means. 0: no confirmation.",
-    )
-    confirm_max: int = Field(
-        default=10, ge=1, le=1000, description="Confirm at most this many trials, front first."
-    )
-
-    @field_validator("objectives")
-    @classmethod
-    def _distinct(cls, value: list[str]) -> list[str]:
-        if len(set(value)) != len(value):
-            raise ValueError(f"objectives must be distinct, got {value}")
-        return value
 
 
 class SearchLinks(BaseModel):

@@ -1,7 +1,7 @@
 """Workers: take searches from the service database and run them with the library function.
 
 Several workers (``nas serve`` starts some, ``nas worker`` adds one) can share a database. A
-worker claims a queued search atomically (:func:`service.crud.claim_next`), renews a lease
+worker claims a queued search atomically (:func:`service.queue.claim_next`), renews a lease
 while it runs it, and calls ``run_search(config, search_id=..., on_trial=..., on_progress=...,
 should_stop=...)`` (``nas.search.run_search`` unless ``NAS_SEARCH_FUNCTION`` names another).
 Passing the search id makes a restarted search resume from its Optuna study: finished trials
@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from nas.errors import NasError
-from service import crud
+from service import crud, queue
 from service.core.config import Settings, get_settings
 from service.db import create_db_engine, init_db, make_sessionmaker
 
@@ -117,7 +117,7 @@ class Worker:
 
     def run_once(self) -> str | None:
         """Claim one search and run it; returns its id, or None when nothing was claimed."""
-        claim = crud.claim_next(
+        claim = queue.claim_next(
             self.engine,
             worker_id=self.worker_id,
             lease_seconds=self.settings.lease_seconds,
@@ -132,7 +132,7 @@ class Worker:
 
     # ------------------------------------------------------------------ one search
 
-    def _run(self, claim: crud.Claim) -> None:
+    def _run(self, claim: queue.Claim) -> None:
         state = _RunState()
         heartbeat = threading.Thread(
             target=self._heartbeat, args=(claim.search_id, state), daemon=True
@@ -168,7 +168,7 @@ class Worker:
 
     def _finish(
         self,
-        claim: crud.Claim,
+        claim: queue.Claim,
         state: _RunState,
         status: str,
         error: str | None,
@@ -188,7 +188,7 @@ class Worker:
             if interrupted and not state.cancel:
                 # Stopped by this process (SIGTERM, Ctrl-C), not by the user: resume later.
                 self.shutdown.set()
-                crud.requeue_search(
+                queue.requeue_search(
                     session,
                     search_id=claim.search_id,
                     worker_id=self.worker_id,
@@ -201,7 +201,7 @@ class Worker:
                 status = "failed"
             if status == "failed" and error is None:
                 error = "the search failed; see the worker's log"
-            crud.finish_search(
+            queue.finish_search(
                 session,
                 search_id=claim.search_id,
                 worker_id=self.worker_id,
@@ -226,7 +226,7 @@ class Worker:
             crud.refresh_front(session, search_id=search_id)
             session.commit()
         with self.sessions() as session:
-            crud.set_run_info(
+            queue.set_run_info(
                 session,
                 search_id=search_id,
                 mlflow_run_id=getattr(previous, "mlflow_run_id", None),
@@ -250,7 +250,7 @@ class Worker:
 
             stored = load_search(search_id, storage=self.settings.optuna_storage)
             with self.sessions() as session:
-                crud.set_run_info(
+                queue.set_run_info(
                     session,
                     search_id=search_id,
                     mlflow_run_id=getattr(stored, "mlflow_run_id", None),
@@ -262,7 +262,7 @@ class Worker:
     def _on_progress(self, search_id: str, progress: Any) -> None:
         try:
             with self.sessions() as session:
-                crud.record_progress(
+                queue.record_progress(
                     session,
                     search_id=search_id,
                     worker_id=self.worker_id,
@@ -278,7 +278,7 @@ class Worker:
         interval = self.settings.heartbeat_interval
         while not state.done.wait(interval):
             try:
-                held, cancel = crud.renew_lease(
+                held, cancel = queue.renew_lease(
                     self.engine,
                     search_id=search_id,
                     worker_id=self.worker_id,

@@ -6,18 +6,19 @@ Thin: parse, call :mod:`nas.search`, print. Heavy imports stay inside the handle
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import sys
 import time
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
-from nas.evaluation.settings import DATASETS
+from pydantic.fields import FieldInfo
 
-__all__ = ["register"]
+from nas.search.config import RESUMABLE, SearchConfig
 
-_OBJECTIVES = ("accuracy", "latency_ms", "params", "flops")
+__all__ = ["NOT_FLAGS", "register"]
+
+NOT_FLAGS: frozenset[str] = frozenset()
+"""``SearchConfig`` fields that are not ``nas search`` flags (none: every option is one)."""
 
 
 def register(subparsers: Any) -> None:
@@ -29,63 +30,7 @@ def register(subparsers: Any) -> None:
         "mobile space, the embedded jittered-digits task, local Ray, SQLite and MLflow stores in "
         "$NAS_HOME (default ~/.nas). Ctrl-C stops cleanly; `--resume ID` continues.",
     )
-    p.add_argument("--space", help="shipped space name or YAML path (default: mobile)")
-    p.add_argument("--budget", type=int, help="trials to finish (default: 50)")
-    p.add_argument(
-        "--objectives",
-        help=f"comma-separated, from {', '.join(_OBJECTIVES)} (default: accuracy,latency_ms)",
-    )
-    p.add_argument("--sampler", choices=["tpe", "nsga2", "random", "gp"], help="default: tpe")
-    p.add_argument("--dataset", help=f"one of {', '.join(DATASETS)} (default: {DATASETS[0]})")
-    p.add_argument("--data-dir", help="folder of a cifar10 or imagefolder dataset")
-    p.add_argument("--epochs", type=int, help="training epochs per trial")
-    p.add_argument("--batch-size", type=int, help="training batch size")
-    p.add_argument("--lr", type=float, help="learning rate")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default: auto")
-    p.add_argument(
-        "--latency-device",
-        choices=["cpu", "cuda"],
-        help="where latency is measured (default: the training device); cuda reserves a GPU "
-        "per trial and needs one in the Ray cluster",
-    )
-    p.add_argument(
-        "--gpus-per-trial",
-        type=float,
-        help="whole or fractional GPUs per trial (default: 1 when a trial uses CUDA, else 0)",
-    )
-    p.add_argument("--cpus-per-trial", type=int, help="CPU threads per trial (default: 1)")
-    p.add_argument("--concurrency", type=int, help="trials at once (default: what fits)")
-    p.add_argument("--max-latency-ms", type=float, help="latency budget (an Optuna constraint)")
-    p.add_argument("--name", help="a readable name (prefix of the Optuna study name)")
-    p.add_argument(
-        "--seed",
-        type=int,
-        help="training seed of every trial (initialisation, data order, augmentation); also "
-        "seeds the sampler (default: 0)",
-    )
-    p.add_argument(
-        "--split-seed",
-        type=int,
-        help="seed of the train/validation/test split, apart from the training seed, so every "
-        "trial is scored on the same examples (default: 0)",
-    )
-    p.add_argument(
-        "--confirm-seeds",
-        type=int,
-        metavar="N",
-        help="after the budget, re-train the Pareto front (and the next layer) with N more "
-        "training seeds (seed+1 ... seed+N) and report the front on the seed means "
-        "(default: 2; 0: off)",
-    )
-    p.add_argument(
-        "--confirm-max",
-        type=int,
-        metavar="N",
-        help="confirm at most N trials, front first (default: 10)",
-    )
-    p.add_argument("--storage", help="Optuna storage URL (default: SQLite in $NAS_HOME)")
-    p.add_argument("--mlflow-uri", help="MLflow tracking URI (default: SQLite in $NAS_HOME)")
-    p.add_argument("--ray-address", help="Ray cluster address (default: $RAY_ADDRESS or local)")
+    _add_option_flags(p)
     p.add_argument("--resume", metavar="ID", help="continue search ID to its budget")
     p.set_defaults(handler=_search)
 
@@ -118,58 +63,78 @@ def register(subparsers: Any) -> None:
 # ----------------------------------------------------------------------------- search
 
 
-def _config(args: argparse.Namespace) -> Any:
+def _option_flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _choices(annotation: Any) -> list[str]:
+    """The allowed values of a ``Literal`` field (or of an optional one)."""
+    if get_origin(annotation) is Literal:
+        return [str(a) for a in get_args(annotation)]
+    return [c for arg in get_args(annotation) for c in _choices(arg)]
+
+
+def _help(field: FieldInfo) -> str:
+    text = (field.description or "").rstrip(".")
+    default = field.get_default(call_default_factory=True)
+    if default is not None and "(default" not in text:
+        shown = ",".join(map(str, default)) if isinstance(default, list) else default
+        text += f" (default: {shown})"
+    return text.replace("%", "%%")
+
+
+def _add_option_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per :class:`SearchConfig` field (less :data:`NOT_FLAGS`), help from its
+    description. Values stay strings: the config validates them, so a bad one fails as one
+    line naming the flag (as the API names the field)."""
+    for name, field in SearchConfig.model_fields.items():
+        if name in NOT_FLAGS:
+            continue
+        choices = _choices(field.annotation)
+        metavar = "{" + ",".join(choices) + "}" if choices else name.upper()
+        if name == "objectives":
+            metavar = "A,B"
+        parser.add_argument(_option_flag(name), dest=name, metavar=metavar, help=_help(field))
+
+
+def _given(args: argparse.Namespace) -> dict[str, Any]:
+    """The search options given on the command line."""
+    given = {}
+    for name in SearchConfig.model_fields:
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        if name == "objectives":
+            value = [o.strip() for o in value.split(",") if o.strip()]
+        given[name] = value
+    return given
+
+
+def _config(args: argparse.Namespace) -> SearchConfig:
     from pydantic import ValidationError
 
     from nas.errors import NasError
-    from nas.search import SearchConfig, load_search
+    from nas.search import load_search
 
-    fields = {
-        "space": args.space,
-        "budget": args.budget,
-        "objectives": [o.strip() for o in args.objectives.split(",") if o.strip()]
-        if args.objectives
-        else None,
-        "sampler": args.sampler,
-        "dataset": args.dataset,
-        "data_dir": args.data_dir,
-        "epochs": args.epochs,
-        "batch_size": args.batch_size,
-        "lr": args.lr,
-        "device": args.device,
-        "latency_device": args.latency_device,
-        "gpus_per_trial": args.gpus_per_trial,
-        "cpus_per_trial": args.cpus_per_trial,
-        "concurrency": args.concurrency,
-        "max_latency_ms": args.max_latency_ms,
-        "name": args.name,
-        "seed": args.seed,
-        "split_seed": args.split_seed,
-        "confirm_seeds": args.confirm_seeds,
-        "confirm_max": args.confirm_max,
-        "storage": args.storage,
-        "mlflow_uri": args.mlflow_uri,
-        "ray_address": args.ray_address,
-    }
-    given = {k: v for k, v in fields.items() if v is not None}
+    given = _given(args)
     try:
         if args.resume:
             stored = load_search(args.resume, args.storage).config
-            allowed = {"budget", "concurrency", "cpus_per_trial", "gpus_per_trial"}
-            allowed |= {"ray_address", "storage"}
-            ignored = sorted(set(given) - allowed)
+            ignored = sorted(set(given) - RESUMABLE)
             if ignored:
-                flags = ", ".join("--" + k.replace("_", "-") for k in ignored)
                 raise NasError(
-                    "--resume continues a search with its stored settings; only --budget, "
-                    "--concurrency, --cpus-per-trial, --gpus-per-trial, --ray-address and "
-                    f"--storage may change (got {flags})"
+                    "--resume continues a search with its stored settings; only "
+                    + ", ".join(_option_flag(k) for k in sorted(RESUMABLE))
+                    + f" may change (got {', '.join(map(_option_flag, ignored))})"
                 )
-            return SearchConfig.model_validate(stored.model_dump() | given)
+            return SearchConfig.model_validate(
+                stored.model_dump() | given, context={"stored": True}
+            )
         return SearchConfig(**given)
     except ValidationError as exc:
         problems = "; ".join(
-            f"--{'.'.join(str(p) for p in e['loc']).replace('_', '-')}: {e['msg']}"
+            f"{_option_flag(str(e['loc'][0])) if e['loc'] else 'options'}: "
+            f"{e['msg'].removeprefix('Value error, ')}"
             for e in exc.errors()
         )
         raise NasError(f"invalid search settings: {problems}") from exc
@@ -318,7 +283,8 @@ def _search(args: argparse.Namespace) -> int:
         print(f"error: {result.error}", file=sys.stderr)
     if result.state == "cancelled":
         print(f"resume with:   nas search --resume {result.search_id}")
-    print(f"front:         nas pareto {result.search_id}   (all trials: nas trials ...)")
+    sid = result.search_id
+    print(f"front:         nas pareto {sid}   (all trials: nas trials {sid})")
     if result.pareto:
         print(
             f"export:        nas export {result.search_id} {result.pareto[0].number} "
@@ -460,33 +426,6 @@ def _seeds(record: Any) -> str:
     return f"{n}*" if getattr(record, "confirmed", False) else str(n)
 
 
-_CONFIRMATION = ("confirmed", "accuracy_mean", "accuracy_sd", "n_seeds", "test_accuracy")
-
-
-def _csv(records: list[Any], objectives: list[str]) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    head = ["number", "state", *objectives, *_CONFIRMATION, "feasible", "arch_id", "arch"]
-    writer.writerow([*head, "params", "error", "confirm_error"])
-    for r in records:
-        writer.writerow(
-            [
-                r.number,
-                "INTERRUPTED" if r.interrupted else r.state,
-                *[r.values.get(o, "") for o in objectives],
-                str(r.confirmed).lower(),
-                *["" if getattr(r, k) is None else getattr(r, k) for k in _CONFIRMATION[1:]],
-                str(r.feasible).lower(),
-                r.arch_id or "",
-                _describe(r),
-                json.dumps(r.params, sort_keys=True),
-                r.error or "",
-                r.confirm_error or "",
-            ]
-        )
-    return buf.getvalue()
-
-
 def _show(args: argparse.Namespace, which: str) -> int:
     from nas.search import load_search
 
@@ -496,7 +435,9 @@ def _show(args: argparse.Namespace, which: str) -> int:
     if args.format == "json":
         print(json.dumps([r.model_dump(mode="json") for r in records], indent=2))
     elif args.format == "csv":
-        sys.stdout.write(_csv(records, objectives))
+        from nas.trials_csv import trials_csv
+
+        sys.stdout.write(trials_csv(records, objectives, describe=_describe))
     else:
         title = "Pareto front" if which == "pareto" else "Trials"
         _print_records(

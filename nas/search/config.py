@@ -1,14 +1,32 @@
-"""The settings of one search (:class:`SearchConfig`) and the objectives it may optimise."""
+"""The options of one search: :class:`SearchOptions` (what it does) and :class:`SearchConfig`
+(plus where it is stored). The one owner of every option's type, default, bounds and
+description: ``nas search``'s flags and the service's ``SearchCreate`` are built from it.
+
+Allowed values come from their registries: spaces from :func:`nas.space.list_spaces`
+(checked when a config is validated, so importing this module stays cheap), datasets from
+:mod:`nas.evaluation.settings`, samplers from :mod:`nas.search.samplers`, objectives from
+:data:`OBJECTIVES`.
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from nas.evaluation.settings import DatasetName
+from nas.search.samplers import _SAMPLERS
 
-__all__ = ["OBJECTIVES", "SAMPLERS", "SearchConfig"]
+__all__ = [
+    "OBJECTIVES",
+    "RESUMABLE",
+    "SAMPLERS",
+    "SamplerName",
+    "SearchConfig",
+    "SearchOptions",
+    "direction",
+]
 
 #: Objective name -> Optuna direction. Values come from the metrics ``evaluate`` returns.
 OBJECTIVES: dict[str, str] = {
@@ -18,59 +36,114 @@ OBJECTIVES: dict[str, str] = {
     "flops": "minimize",
 }
 
-SAMPLERS = ("tpe", "nsga2", "random", "gp")
+#: Sampler names, in the order of :mod:`nas.search.samplers`' registry (the first is the default).
+SAMPLERS: tuple[str, ...] = tuple(_SAMPLERS)
+SamplerName = Literal[SAMPLERS]  # type: ignore[valid-type]
+
+#: Options a resumed search may change; the others are the stored search's.
+RESUMABLE = frozenset(
+    {"budget", "concurrency", "cpus_per_trial", "gpus_per_trial", "ray_address", "storage"}
+)
+
+_SPACE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # as nas.space.loader
+_SPACE_FILE = (".yaml", ".yml", ".json")
+_SEED_MAX = 2**31 - 1
 
 
-class SearchConfig(BaseModel):
-    """Everything that defines a search; stored with its Optuna study, so it can be resumed.
+def direction(objective: str) -> str:
+    """The Optuna direction of ``objective``; :class:`ValueError` for an unknown one."""
+    try:
+        return OBJECTIVES[objective]
+    except KeyError:
+        raise ValueError(
+            f"unknown objective {objective!r}; choose from {', '.join(OBJECTIVES)}"
+        ) from None
 
-    Also the body of the service's ``POST /searches``: field names are part of the contract.
+
+class SearchOptions(BaseModel):
+    """What a search does: space, budget, objectives, sampler, training and resources.
+
+    The service's ``POST /searches`` body is this model (``service.schemas.SearchCreate``);
+    :class:`SearchConfig` adds where the search is stored.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     space: str | dict[str, Any] = Field(
-        default="mobile", description="A shipped space name, a YAML path or an inline document."
+        default="mobile",
+        description="A shipped space name (`nas spaces`, GET /spaces), a YAML path (CLI only) "
+        "or an inline space document.",
     )
-    budget: int = Field(default=50, ge=1, le=100_000, description="Trials to finish.")
+    budget: int = Field(
+        default=50,
+        ge=1,
+        le=100_000,
+        description="Trials to finish (complete + failed).",
+    )
     objectives: list[str] = Field(
         default_factory=lambda: ["accuracy", "latency_ms"],
-        description="From accuracy (max), latency_ms (min), params (min), flops (min).",
+        description="Objectives, from "
+        + ", ".join(f"{k} ({v[:3]})" for k, v in OBJECTIVES.items())
+        + ".",
     )
-    sampler: Literal["tpe", "nsga2", "random", "gp"] = "tpe"
+    sampler: SamplerName = Field(  # type: ignore[valid-type]
+        default=SAMPLERS[0], description="Optuna sampler: " + ", ".join(SAMPLERS) + "."
+    )
     dataset: DatasetName = Field(
         default="jittered", description="Training data of every trial (see nas.evaluation)."
     )
-    data_dir: str | None = None
-    epochs: int | None = Field(default=None, ge=1, le=10_000)
-    batch_size: int | None = Field(default=None, ge=1, le=65_536)
-    lr: float | None = Field(default=None, gt=0, le=10)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    data_dir: str | None = Field(
+        default=None, description="Folder of a cifar10 or imagefolder dataset."
+    )
+    epochs: int | None = Field(
+        default=None, ge=1, le=10_000, description="Training epochs per trial (default: 3)."
+    )
+    batch_size: int | None = Field(
+        default=None, ge=1, le=65_536, description="Training batch size (default: 64)."
+    )
+    lr: float | None = Field(
+        default=None, gt=0, le=10, description="Learning rate (default: 0.01)."
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", description="Training device (auto: CUDA when available)."
+    )
     latency_device: Literal["cpu", "cuda"] | None = Field(
-        default=None, description="Where latency is measured (None: the training device)."
+        default=None,
+        description="Where latency is measured (default: the training device); cuda reserves "
+        "a GPU per trial and needs one in the Ray cluster.",
     )
     gpus_per_trial: float = Field(
         default=0,
         ge=0,
         le=64,
-        description="GPUs per trial, whole or fractional (0: one GPU when a trial trains or "
-        "measures latency on CUDA, else none).",
+        description="GPUs per trial, a fraction below 1 or a whole number (0: one GPU when a "
+        "trial trains or measures latency on CUDA, else none).",
     )
-    cpus_per_trial: int = Field(default=1, ge=1, le=1024)
+    cpus_per_trial: int = Field(default=1, ge=1, le=1024, description="CPU threads per trial.")
     concurrency: int | None = Field(
-        default=None, ge=1, le=10_000, description="None: as many as the resources allow."
+        default=None, ge=1, le=10_000, description="Trials at once (default: what fits)."
     )
     max_latency_ms: float | None = Field(
         default=None, gt=0, description="Latency budget: an Optuna constraint."
     )
-    name: str | None = Field(default=None, max_length=100)
+    name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="A readable name (printable text; prefix of the Optuna study name).",
+    )
     seed: int = Field(
         default=0,
+        ge=0,
+        le=_SEED_MAX,
         description="Training seed of every trial (initialisation, data order, augmentation); "
         "also seeds the sampler. Confirmation runs use seed+1 ... seed+confirm_seeds.",
     )
     split_seed: int = Field(
         default=0,
+        ge=0,
+        le=_SEED_MAX,
         description="Seed of the train/validation/test split (and of generated data), apart "
         "from the training seed: every trial, and every search on the same data, is scored on "
         "the same examples.",
@@ -90,20 +163,35 @@ class SearchConfig(BaseModel):
         le=1000,
         description="At most this many trials are confirmed, front first.",
     )
-    storage: str | None = Field(default=None, description="Optuna storage URL.")
-    mlflow_uri: str | None = None
-    ray_address: str | None = None
+
+    @field_validator("space")
+    @classmethod
+    def _check_space(cls, value: Any, info: ValidationInfo) -> Any:
+        """A space name must be a shipped one; paths and documents are checked on loading."""
+        if not isinstance(value, str) or not _SPACE_NAME.match(value):
+            return value
+        if value.endswith(_SPACE_FILE):
+            return value
+        if (info.context or {}).get("stored"):
+            return value  # a stored search keeps its space document
+        from nas.space import list_spaces
+
+        names = list_spaces()
+        if value not in names:
+            raise ValueError(
+                f"unknown space {value!r}: not a space in search_spaces/ (available: "
+                f"{', '.join(names) or 'none found'}); or give a YAML path (CLI) or an inline "
+                "space document"
+            )
+        return value
 
     @field_validator("objectives")
     @classmethod
     def _check_objectives(cls, value: list[str]) -> list[str]:
         if not value:
             raise ValueError(f"choose at least one objective from {', '.join(OBJECTIVES)}")
-        unknown = [v for v in value if v not in OBJECTIVES]
-        if unknown:
-            raise ValueError(
-                f"unknown objective {unknown[0]!r}; choose from {', '.join(OBJECTIVES)}"
-            )
+        for name in value:
+            direction(name)
         if len(set(value)) != len(value):
             raise ValueError(f"objectives must not repeat: {value}")
         return value
@@ -118,3 +206,21 @@ class SearchConfig(BaseModel):
     def directions(self) -> list[str]:
         """Optuna directions of :attr:`objectives`, in order."""
         return [OBJECTIVES[o] for o in self.objectives]
+
+
+class SearchConfig(SearchOptions):
+    """Everything that defines a search; stored with its Optuna study, so it can be resumed.
+
+    Read a stored one with ``model_validate(data, context={"stored": True})``: its space
+    name is not checked against the spaces installed now.
+    """
+
+    storage: str | None = Field(
+        default=None, description="Optuna storage URL (default: SQLite in $NAS_HOME)."
+    )
+    mlflow_uri: str | None = Field(
+        default=None, description="MLflow tracking URI (default: SQLite in $NAS_HOME)."
+    )
+    ray_address: str | None = Field(
+        default=None, description="Ray cluster address (default: $RAY_ADDRESS or local)."
+    )

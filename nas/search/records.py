@@ -7,9 +7,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from nas.errors import NotFoundError
 from nas.search.config import SearchConfig
 
-__all__ = ["SearchProgress", "SearchResult", "TrialRecord"]
+__all__ = ["SearchNotFound", "SearchProgress", "SearchResult", "TrialNotFound", "TrialRecord"]
+
+
+class SearchNotFound(NotFoundError):
+    """No search with this id in the Optuna storage."""
+
+
+class TrialNotFound(NotFoundError):
+    """The search has no trial with this number."""
 
 
 class TrialRecord(BaseModel):
@@ -106,9 +115,7 @@ class SearchResult(BaseModel):
     error: str | None = None
 
     def trial(self, number: int) -> TrialRecord:
-        """The trial with this number; raises :class:`nas.errors.NotFoundError`."""
-        from nas.search.store import TrialNotFound
-
+        """The trial with this number; raises :class:`TrialNotFound`."""
         for t in self.trials:
             if t.number == number:
                 return t

@@ -7,18 +7,17 @@ so any process (CLI, service, ``optuna-dashboard``) can read it back from the SQ
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import secrets
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from nas.errors import NotFoundError
+from nas.jsonable import jsonable
 from nas.pareto import pareto_front
 from nas.search import confirm
 from nas.search.config import OBJECTIVES, SearchConfig
-from nas.search.records import SearchResult, TrialRecord
+from nas.search.records import SearchNotFound, SearchResult, TrialNotFound, TrialRecord
 
 if TYPE_CHECKING:
     import optuna
@@ -29,6 +28,7 @@ __all__ = [
     "TrialNotFound",
     "compute_pareto",
     "get_storage",
+    "jsonable",
     "list_searches",
     "load_search",
     "new_search_id",
@@ -60,17 +60,12 @@ ATTR = {
 }
 
 
-class SearchNotFound(NotFoundError):
-    """No search with this id in the Optuna storage."""
-
-
-class TrialNotFound(NotFoundError):
-    """The search has no trial with this number."""
-
-
 def new_search_id() -> str:
-    """A fresh short id such as ``s3f9c2a1b``."""
-    return "s" + secrets.token_hex(4)
+    """A fresh id: ``s`` and 10 hex digits, such as ``s3f9c2a1b07`` (CLI and service alike).
+
+    Ids are looked up as stored, so searches with older ids (8 hex digits) still read.
+    """
+    return "s" + secrets.token_hex(5)
 
 
 def study_name_for(search_id: str, name: str | None) -> str:
@@ -212,7 +207,7 @@ def load_search(search_id: str, storage: str | None = None) -> SearchResult:
         )
     study = optuna.load_study(study_name=study_name, storage=store)
     attrs = study.user_attrs
-    config = SearchConfig.model_validate(attrs[ATTR["config"]])
+    config = SearchConfig.model_validate(attrs[ATTR["config"]], context={"stored": True})
     runs = attrs.get(ATTR["runs"]) or {}
     trials = [trial_record(t, config.objectives, runs) for t in study.get_trials(deepcopy=False)]
     trials, pareto = reported(trials, attrs, config)
@@ -276,16 +271,3 @@ def _describe(storage: str | None) -> str:
 def now_iso() -> str:
     """The current UTC time as an ISO string (stored in study attributes)."""
     return datetime.now(UTC).isoformat()
-
-
-def jsonable(value: Any) -> Any:
-    """``value`` made JSON-safe for Optuna attributes (NaN/inf become None)."""
-    return json.loads(json.dumps(value, default=_default), parse_constant=lambda _: None)
-
-
-def _default(obj: Any) -> Any:
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if isinstance(obj, tuple | set):
-        return list(obj)
-    return str(obj)

@@ -58,6 +58,7 @@ def test_search_prints_progress_front_and_where_to_look(shared: Any) -> None:
     assert " ± " in out and "2*" in out
     assert "mlflow ui --backend-store-uri sqlite:///" in out
     assert f"optuna-dashboard sqlite:///{shared['home']}" in out
+    assert f"(all trials: nas trials {shared['id']})" in out
     assert f"study cli-test-{shared['id']}" in out
 
 
@@ -181,7 +182,7 @@ def test_resume_of_a_finished_search_runs_nothing(shared: Any) -> None:
         (["search", "--budget", "0"], "--budget"),
         (["search", "--confirm-seeds", "-1"], "--confirm-seeds: Input should be greater than"),
         (["search", "--confirm-max", "0"], "--confirm-max"),
-        (["search", "--space", "tiny", "--dataset", "nodata", "--budget", "1"], "nodata"),
+        (["search", "--space", "tiny", "--dataset", "nodata"], "--dataset: Input should be"),
     ],
 )
 def test_errors_exit_2_with_a_message(shared: Any, argv: list[str], message: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from nas.search import OBJECTIVES, SearchConfig
+from nas.search import OBJECTIVES, SAMPLERS, SearchConfig
 from nas.search.samplers import make_sampler
 from nas.search.store import study_name_for
 
@@ -36,11 +36,31 @@ def test_defaults() -> None:
         ({"confirm_seeds": 21}, "less than or equal to 20"),
         ({"confirm_max": 0}, "greater than or equal to 1"),
         ({"colour": "red"}, "Extra inputs are not permitted"),
+        ({"space": "nope"}, "not a space in search_spaces/ \\(available: mobile, resnet, tiny"),
+        ({"seed": -1}, "greater than or equal to 0"),
+        ({"max_latency_ms": float("inf")}, "finite number"),
     ],
 )
 def test_bad_config_is_rejected(fields: dict, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         SearchConfig(**fields)
+
+
+def test_space_names_are_checked_paths_and_stored_ones_are_not() -> None:
+    assert SearchConfig(space="my/space.yaml").space == "my/space.yaml"
+    assert SearchConfig(space="gone.yaml").space == "gone.yaml"
+    stored = SearchConfig.model_validate({"space": "gone"}, context={"stored": True})
+    assert stored.space == "gone"
+
+
+def test_samplers_and_objectives_come_from_their_registries() -> None:
+    from nas.search.samplers import _SAMPLERS
+
+    assert tuple(_SAMPLERS) == SAMPLERS
+    schema = SearchConfig.model_json_schema()["properties"]
+    assert schema["sampler"]["enum"] == list(SAMPLERS)
+    for name in OBJECTIVES:
+        assert name in schema["objectives"]["description"]
 
 
 def test_objectives_cover_evaluate_metrics() -> None:

@@ -97,7 +97,7 @@ BAD_BODIES = [
     ({"space": "tiny", "budget": 501}, "NAS_MAX_BUDGET"),
     ({"space": "tiny", "budget": "many"}, "budget"),
     ({"space": "tiny", "objectives": ["speed"]}, "objectives"),
-    ({"space": "tiny", "objectives": ["accuracy", "accuracy"]}, "distinct"),
+    ({"space": "tiny", "objectives": ["accuracy", "accuracy"]}, "must not repeat"),
     ({"space": "tiny", "sampler": "grid"}, "sampler"),
     ({"space": "tiny", "storage": "sqlite:////tmp/x.db"}, "storage"),
     ({"space": "tiny", "dataset": "imagenet"}, "dataset"),

@@ -13,8 +13,8 @@ import pytest
 from fake_search import FakeSearch, failing
 
 from nas.errors import NasError
-from service import crud
 from service.models import Search, Trial, utcnow
+from service.queue import claim_next
 from service.worker import Worker
 
 
@@ -219,7 +219,7 @@ def test_concurrent_claims_take_each_search_once(settings: Any, client: Any) -> 
         engine = create_db_engine(settings.database_url)
         try:
             for _ in range(6):
-                claim = crud.claim_next(
+                claim = claim_next(
                     engine,
                     worker_id=f"h:{n}:{n}",
                     lease_seconds=60,
@@ -244,7 +244,8 @@ def test_concurrent_claims_take_each_search_once(settings: Any, client: Any) -> 
 
 def test_request_fields_mirror_search_config(settings: Any) -> None:
     from nas.search import OBJECTIVES, SearchConfig
-    from service.schemas import OBJECTIVE_DIRECTIONS, SearchCreate
+    from nas.search.config import SearchOptions
+    from service.schemas import SearchCreate
     from service.worker import make_search_config
 
     assert set(SearchCreate.model_fields) <= set(SearchConfig.model_fields)
@@ -253,7 +254,10 @@ def test_request_fields_mirror_search_config(settings: Any) -> None:
         "mlflow_uri",
         "ray_address",
     }
-    assert OBJECTIVE_DIRECTIONS == OBJECTIVES
+    assert issubclass(SearchCreate, SearchOptions) and issubclass(SearchConfig, SearchOptions)
+    assert SearchCreate.model_json_schema()["properties"]["objectives"]["description"].startswith(
+        "Objectives, from " + ", ".join(OBJECTIVES)[:8]
+    )
     settings.optuna_storage = "sqlite:///x.db"
     config = make_search_config({"space": "tiny", "budget": 3}, settings)
     assert isinstance(config, SearchConfig)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from service.crud import jsonable
+from nas.jsonable import jsonable
 from service.schemas import BlockPublic, BlocksPublic, HParamPublic
 
 __all__ = ["router"]

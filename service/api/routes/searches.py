@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
+from nas.search.config import direction
+from nas.search.store import new_search_id
 from service import crud
 from service.api.deps import SessionDep, SettingsDep
 from service.models import FINISHED, Search, Trial, utcnow
 from service.schemas import (
-    OBJECTIVE_DIRECTIONS,
     ErrorResponse,
     ParetoPoint,
     ParetoPublic,
@@ -38,7 +38,7 @@ SearchId = Annotated[
         min_length=1,
         max_length=64,
         description="The search id returned by POST /searches.",
-        examples=["s3f9c2a1b"],
+        examples=["s3f9c2a1b07"],
     ),
 ]
 _NOT_FOUND = {404: {"model": ErrorResponse, "description": "No search with that id."}}
@@ -166,7 +166,7 @@ def create_search(
         )
     search = crud.create_search(
         session,
-        search_id="s" + uuid.uuid4().hex[:10],
+        search_id=new_search_id(),
         config=config,
         space_name=space_name,
         name=body.name,
@@ -277,7 +277,7 @@ def _render_pareto(sessions: Any, search_id: str) -> tuple[bytes, bool]:
             search_id=search.id,
             status=search.status,  # type: ignore[arg-type]
             objectives=objectives,
-            directions=[OBJECTIVE_DIRECTIONS.get(o, "minimize") for o in objectives],
+            directions=[direction(o) for o in objectives],
             data=[
                 ParetoPoint(
                     trial_id=t.id,

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path
 
 from nas.errors import NasError
-from service.crud import jsonable
+from nas.jsonable import jsonable
 from service.schemas import ErrorResponse, SpacePublic, SpacesPublic, SpaceSummary
 
 __all__ = ["router"]
