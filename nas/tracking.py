@@ -1,13 +1,18 @@
 """MLflow tracking of a search: one parent run per search, one nested child run per trial.
 
-The parent run holds the space, the settings and library versions, and at the end
-``pareto.json``, ``pareto.png`` and ``trials.csv``. Each child run carries the parent run id
-tag (``mlflow.parentRunId``, which ``mlflow ui`` shows as a tree), every architecture choice
-as a param, per-epoch accuracy, latency statistics, params and FLOPs as metrics, ``arch.json``
-as an artifact, ``pareto=true|false`` and where the trial ran (``nas.ray_node_id``,
-``nas.hostname``). A confirmed trial's child run also gets its seed summary (``accuracy_mean``,
-``accuracy_sd``, ``n_seeds``, ``test_accuracy``; tag ``confirmed``). A resumed search reuses
-its parent run.
+The experiment is tagged as a model-training experiment (``mlflow.experimentKind``), so
+``mlflow ui`` opens it on its runs rather than on the GenAI overview, and :func:`results_hint`
+gives the address of one search's trials. The parent run (``search <id> · <space>``) holds the
+space, the settings a user compares and library versions as params (the whole configuration
+in ``config.json``), and at the end ``pareto.json``, ``pareto.png`` and ``trials.csv``. Each
+child run is named by trial and architecture (``trial 12 · se(r16)|none|ca(r32)``) and
+carries the parent run id tag (``mlflow.parentRunId``, which ``mlflow ui`` shows as a tree),
+every architecture choice as a param, the measurements a user compares as metrics
+(:data:`COMPARED_METRICS`: accuracy and loss per epoch, latency statistics, params, FLOPs...;
+all of them in ``metrics.json``), ``arch.json`` as an artifact, ``pareto=true|false`` and
+where the trial ran (``nas.ray_node_id``, ``nas.hostname``). A confirmed trial's child run
+also gets its seed summary (``accuracy_mean``, ``accuracy_sd``, ``n_seeds``,
+``test_accuracy``; tag ``confirmed``). A resumed search reuses its parent run.
 Everything is logged from the driver process through an explicit ``MlflowClient``; trial runs
 are written by one background thread (:meth:`SearchTracker.submit_trial`) so that MLflow never
 holds up the Ray Tune event loop, and :meth:`SearchTracker.drain` waits for them.
@@ -18,19 +23,56 @@ from __future__ import annotations
 import json
 import logging
 import math
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
+
+from nas.pareto_plot import PlotPoint, pareto_png
 
 if TYPE_CHECKING:
     from nas.search.records import TrialRecord
 
-__all__ = ["EXPERIMENT", "PLACEMENT_KEYS", "SearchTracker", "pareto_plot", "trials_table"]
+__all__ = [
+    "COMPARED_METRICS",
+    "EXPERIMENT",
+    "EXPERIMENT_KIND",
+    "PLACEMENT_KEYS",
+    "SearchTracker",
+    "plot_points",
+    "results_hint",
+    "runs_url",
+    "trial_run_name",
+    "trials_table",
+]
 
 EXPERIMENT = "nas"
+
+#: The experiment tag MLflow 3's UI reads to open an experiment on its runs (the value
+#: ``custom_model_development`` is its "Machine learning" kind; GenAI experiments open on
+#: traces); an experiment tagged otherwise by hand keeps its tag.
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+
+#: The trial metrics logged as MLflow metrics (columns of the runs table); the objectives too.
+#: Bookkeeping (epochs, sample counts, cache flags) goes to the ``metrics.json`` artifact only.
+COMPARED_METRICS = (
+    *("accuracy", "test_accuracy", "loss", "train_seconds", "params", "flops"),
+    *("latency_ms", "latency_min_ms", "latency_p10_ms", "latency_p90_ms", "latency_cv"),
+    *("activation_bytes", "peak_memory_bytes"),
+)
+
+#: Search settings that say where or how fast a search ran, not what it searched: kept out of
+#: the parent run's params (they stay in ``config.json``).
+_PLUMBING = frozenset(
+    {
+        *("concurrency", "cpus_per_trial", "gpus_per_trial", "data_dir", "mlflow_uri", "name"),
+        *("ray_address", "storage"),
+    }
+)
+
+#: Where ``mlflow ui`` listens by default.
+MLFLOW_UI = "http://127.0.0.1:5000"
 
 #: Entries of a trial's metrics that say where it ran; logged as ``nas.<key>`` tags.
 PLACEMENT_KEYS = ("ray_node_id", "hostname")
@@ -61,14 +103,22 @@ class SearchTracker:
     def _experiment(self) -> str:
         from nas import workspace
 
+        key, kind = EXPERIMENT_KIND
         exp = self.client.get_experiment_by_name(EXPERIMENT)
         if exp is not None:
+            if key not in exp.tags:  # made by an older version: open it on its runs too
+                try:
+                    self.client.set_experiment_tag(exp.experiment_id, key, kind)
+                except Exception as exc:  # a read-only store: the UI just opens elsewhere
+                    log.debug("cannot tag experiment %s: %s", exp.experiment_id, exc)
             return exp.experiment_id
         location = None
         if self.uri.startswith(("sqlite:", "file:")) or "://" not in self.uri:
             location = (workspace.home() / "mlartifacts").as_uri()
         try:
-            return self.client.create_experiment(EXPERIMENT, artifact_location=location)
+            return self.client.create_experiment(
+                EXPERIMENT, artifact_location=location, tags={key: kind}
+            )
         except Exception:  # created concurrently by another search
             exp = self.client.get_experiment_by_name(EXPERIMENT)
             if exp is None:
@@ -97,13 +147,19 @@ class SearchTracker:
                 return run_id
             except Exception as exc:  # another tracking store, or the run was deleted
                 log.warning("parent run %s not found (%s); starting a new one", run_id, exc)
+        space_name = space.get("name") or config.get("space")
+        label = space_name if isinstance(space_name, str) else "inline space"
         run = self.client.create_run(
             self.experiment_id,
-            run_name=study_name,
+            run_name=f"search {search_id} · {label}"[:250],
             tags={"nas.search_id": search_id, "nas.kind": "search", "optuna.study": study_name},
         )
         rid = run.info.run_id
-        params = [Param(f"config.{k}", _short(v)) for k, v in config.items() if k != "space"]
+        params = [
+            Param(f"config.{k}", _short(v))
+            for k, v in config.items()
+            if k != "space" and k not in _PLUMBING and v is not None
+        ]
         params.append(Param("space", _short(config.get("space"))))
         params += [Param(f"version.{k}", v) for k, v in versions.items()]
         tags = [RunTag("optuna.storage", _redact(storage))]
@@ -191,30 +247,37 @@ class SearchTracker:
         from mlflow.entities import Metric, Param, RunTag
 
         assert self.parent_run_id is not None
+        start_tags = {
+            "mlflow.parentRunId": self.parent_run_id,
+            "nas.search_id": search_id,
+            "nas.kind": "trial",
+            "nas.trial_number": str(record.number),
+            "nas.state": record.state,
+            "pareto": "false",
+        }
+        if record.arch_id:
+            start_tags["nas.arch_id"] = record.arch_id
         run = self.client.create_run(
             self.experiment_id,
             start_time=_ms(record.started_at),
-            run_name=f"trial-{record.number}",
-            tags={
-                "mlflow.parentRunId": self.parent_run_id,
-                "nas.search_id": search_id,
-                "nas.trial_number": str(record.number),
-                "nas.state": record.state,
-                "pareto": "false",
-            },
+            run_name=trial_run_name(record),
+            tags=start_tags,
         )
         rid = run.info.run_id
         self._pareto_tags[rid] = "false"
         now = int(time.time() * 1000)
         params = [Param(k, _short(v)) for k, v in sorted(record.params.items())]
-        params.append(Param("trial_number", str(record.number)))
-        if record.arch_id:
-            params.append(Param("arch_id", record.arch_id))
         metrics = []
-        for step, acc in enumerate(record.metrics.get("accuracy_per_epoch") or []):
-            if _finite(acc):
-                metrics.append(Metric("epoch_accuracy", float(acc), now, step))
-        for key, value in sorted(record.metrics.items()):
+        for name, series in (
+            ("epoch_accuracy", "accuracy_per_epoch"),
+            ("epoch_loss", "loss_per_epoch"),
+        ):
+            for step, value in enumerate(record.metrics.get(series) or []):
+                if _finite(value):
+                    metrics.append(Metric(name, float(value), now, step))
+        compared = (*COMPARED_METRICS, *(k for k in record.values if k not in COMPARED_METRICS))
+        for key in compared:
+            value = record.metrics.get(key, record.values.get(key))
             if _finite(value) and not isinstance(value, bool):
                 metrics.append(Metric(key, float(value), now, 0))
         tags = [RunTag("feasible", str(record.feasible).lower())]
@@ -233,6 +296,8 @@ class SearchTracker:
             )
         if record.arch is not None:
             self.client.log_dict(rid, record.arch, "arch.json")
+        if record.metrics:
+            self.client.log_dict(rid, record.metrics, "metrics.json")
         status = "FINISHED" if record.state == "COMPLETE" else "FAILED"
         self.client.set_terminated(rid, status=status, end_time=_ms(record.finished_at))
         return rid
@@ -265,10 +330,8 @@ class SearchTracker:
         rid = self.parent_run_id
         self.client.log_dict(rid, [t.model_dump(mode="json") for t in pareto], "pareto.json")
         self.client.log_text(rid, trials_table(trials, objectives), "trials.csv")
-        with tempfile.TemporaryDirectory() as tmp:
-            png = Path(tmp) / "pareto.png"
-            pareto_plot(trials, pareto, objectives, png)
-            self.client.log_artifact(rid, str(png))
+        png = pareto_png(plot_points(trials, pareto), objectives)
+        self.client.log_image(rid, _image(png), "pareto.png")
         done = sum(t.state == "COMPLETE" for t in trials)
         failed = sum(t.state == "FAIL" and not t.interrupted for t in trials)
         now = int(time.time() * 1000)
@@ -294,52 +357,80 @@ def trials_table(trials: Sequence[TrialRecord], objectives: list[str]) -> str:
     return trials_csv(trials, objectives)
 
 
-def pareto_plot(
-    trials: Sequence[TrialRecord],
-    pareto: Sequence[TrialRecord],
-    objectives: list[str],
-    path: Path,
-) -> Path:
-    """Scatter of the complete trials on the first two objectives, the front highlighted."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    done = [t for t in trials if t.state == "COMPLETE"]
+def plot_points(trials: Sequence[TrialRecord], pareto: Sequence[TrialRecord]) -> list[PlotPoint]:
+    """The complete trials as :class:`~nas.pareto_plot.PlotPoint` s, front members marked."""
     front = {t.number for t in pareto}
-    fig, ax = plt.subplots(figsize=(6, 4.5), dpi=100)
-    if len(objectives) >= 2:
-        y_name, x_name = objectives[0], objectives[1]
-
-        def xy(ts: Sequence[TrialRecord]) -> tuple[list[float], list[float]]:
-            return [t.values[x_name] for t in ts], [t.values[y_name] for t in ts]
-    else:
-        y_name, x_name = objectives[0], "trial"
-
-        def xy(ts: Sequence[TrialRecord]) -> tuple[list[float], list[float]]:
-            return [float(t.number) for t in ts], [t.values[y_name] for t in ts]
-
-    groups = [
-        ("infeasible", [t for t in done if not t.feasible], "#bbbbbb", "x"),
-        ("trial", [t for t in done if t.feasible and t.number not in front], "#4c72b0", "o"),
+    return [
+        PlotPoint(t.number, dict(t.values), t.feasible, t.number in front)
+        for t in trials
+        if t.state == "COMPLETE"
     ]
-    for label, ts, color, marker in groups:
-        if ts:
-            ax.scatter(*xy(ts), c=color, marker=marker, label=label, alpha=0.7)
-    members = sorted((t for t in done if t.number in front), key=lambda t: xy([t])[0][0])
-    if members:
-        ax.plot(*xy(members), "-o", color="#c44e52", label="Pareto front")
-    ax.set_xlabel(x_name)
-    ax.set_ylabel(y_name)
-    ax.set_title(f"{len(done)} complete trials, {len(members)} on the front")
-    ax.grid(alpha=0.3)
-    if done:
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+
+
+def trial_run_name(record: TrialRecord) -> str:
+    """``trial 12 · se(r16)|none|ca(r32)|eca``: a child run's name (the arch id where the
+    architecture does not parse)."""
+    label = record.arch_id or ""
+    if record.arch is not None:
+        try:
+            from nas.space.arch import Arch
+
+            label = Arch.from_dict(record.arch).describe()
+        except Exception:  # an arch from another version: its id will do
+            pass
+    return f"trial {record.number} · {label}"[:250] if label else f"trial {record.number}"
+
+
+def runs_url(base: str, experiment_id: str, search_id: str, order_by: str = "accuracy") -> str:
+    """The MLflow UI page listing one search's trial runs, best ``order_by`` first."""
+    query = {
+        "workflowType": "machine_learning",
+        "searchFilter": f"tags.`nas.search_id` = '{search_id}' and tags.`nas.kind` = 'trial'",
+        "orderByKey": f"metrics.`{order_by}`",
+        "orderByAsc": "false",
+    }
+    url = f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?"
+    return url + urlencode(query, quote_via=quote)
+
+
+def results_hint(uri: str, search_id: str, order_by: str = "accuracy") -> str:
+    """Where to see ``search_id``'s trials in the MLflow UI: the command to start it for a
+    local store, then the address (never raises)."""
+    remote = uri.startswith(("http://", "https://"))
+    experiment_id = None
+    try:
+        if remote:  # one short request: MlflowClient retries a server that is down for minutes
+            import httpx
+
+            reply = httpx.get(
+                f"{uri.rstrip('/')}/api/2.0/mlflow/experiments/get-by-name",
+                params={"experiment_name": EXPERIMENT},
+                timeout=5.0,
+            )
+            experiment_id = reply.raise_for_status().json()["experiment"]["experiment_id"]
+        else:
+            from mlflow.tracking import MlflowClient
+
+            exp = MlflowClient(tracking_uri=uri).get_experiment_by_name(EXPERIMENT)
+            experiment_id = exp.experiment_id if exp is not None else None
+    except Exception as exc:
+        log.debug("cannot read the MLflow experiment: %s", exc)
+    base = uri if remote else MLFLOW_UI
+    url = f"{base} (experiment '{EXPERIMENT}')"
+    if experiment_id is not None:
+        url = runs_url(base, experiment_id, search_id, order_by)
+    if remote:
+        return f"MLflow:        {url}"
+    return f"MLflow:        mlflow ui --backend-store-uri {uri}\n               then open {url}"
+
+
+def _image(png: bytes) -> Any:
+    """PNG bytes as the PIL image ``MlflowClient.log_image`` takes."""
+    import io
+
+    from PIL import Image
+
+    return Image.open(io.BytesIO(png))
 
 
 def _finite(value: Any) -> bool:
