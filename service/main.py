@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -36,7 +37,7 @@ survives a restart of the service and resumes from its stored trials. Poll
 
 When the service has an API key (`NAS_API_KEY`), every route except `/health` requires it,
 in the `X-API-Key` header or as `Authorization: Bearer <key>`. Errors are JSON
-`{"detail": "..."}` whose message says what to fix.
+`{"detail": "..."}` whose message says what to fix. This page and `/redoc` work offline.
 """
 
 TAGS = [
@@ -121,7 +122,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     engine = create_db_engine(settings.database_url)
     init_db(engine)
-    app = FastAPI(
+    # /docs and /redoc load Swagger UI and ReDoc from the service itself, not from a CDN, so
+    # they render offline (FastAPI's "self-hosting JavaScript and CSS for docs").
+    app = FastAPIOffline(
         title="nas",
         version=__version__,
         description=DESCRIPTION,
