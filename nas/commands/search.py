@@ -249,6 +249,7 @@ def _search(args: argparse.Namespace) -> int:
     _quiet_libraries()
     from nas import workspace
     from nas.search import run_search
+    from nas.tracking import results_hint
 
     if not args.resume and isinstance(config.space, str):
         from nas.space import load_space
@@ -290,14 +291,11 @@ def _search(args: argparse.Namespace) -> int:
             f"export:        nas export {result.search_id} {result.pareto[0].number} "
             "--format torchscript --output model.pt"
         )
-    if mlflow_uri.startswith(("http://", "https://")):
-        print(f"MLflow:        {mlflow_uri}  (parent run {result.mlflow_run_id})")
-    else:
-        print(
-            f"MLflow:        mlflow ui --backend-store-uri {mlflow_uri}  "
-            f"(experiment 'nas', parent run {result.mlflow_run_id})"
-        )
-    print(f"Optuna:        optuna-dashboard {storage}  (study {result.study_name})")
+    print(results_hint(mlflow_uri, result.search_id))
+    print(
+        f"Optuna:        optuna-dashboard {storage}  (study {result.study_name}; "
+        "pip install 'nas[dashboard]')"
+    )
     return {"completed": 0, "cancelled": 130}.get(result.state, 1)
 
 
