@@ -21,7 +21,7 @@ from typing import Any
 from nas.search.config import SearchConfig
 from nas.search.confirm import estimated_runs
 from nas.search.records import SearchProgress, TrialRecord
-from nas.search.store import ATTR, compute_pareto, jsonable
+from nas.search.store import ATTR, compute_pareto, jsonable, trial_record
 from nas.search.trainable import ERROR, FAILED, METRICS, STARTED
 
 __all__ = ["SearchRun", "install_sigint"]
@@ -125,27 +125,10 @@ class SearchRun:
             err = "the trial's Ray worker failed (crashed, killed or out of memory)"
         else:
             err, interrupted = "interrupted: the search stopped before this trial finished", True
-        feasible = True
-        if values is not None and self.config.max_latency_ms is not None:
-            feasible = float(metrics["latency_ms"]) <= self.config.max_latency_ms
-        attrs = ot_trial.user_attrs
-        record = TrialRecord(
-            number=ot_trial.number,
-            state="COMPLETE" if values is not None else "FAIL",
-            params=dict(ot_trial.params),
-            arch=attrs.get(ATTR["arch"]),
-            arch_id=attrs.get(ATTR["arch_id"]),
-            values=dict(zip(objectives, values, strict=True)) if values else {},
-            metrics=jsonable(metrics),
-            feasible=feasible,
-            error=err,
-            started_at=_started_at(result, ot_trial),
-            finished_at=datetime.now(),
-            interrupted=interrupted,
-        )
-        ot_trial.set_user_attr(ATTR["metrics"], record.metrics)
-        if record.started_at is not None and record.started_at != ot_trial.datetime_start:
-            ot_trial.set_user_attr(ATTR["started"], record.started_at.isoformat())
+        started_at = _started_at(result, ot_trial)
+        ot_trial.set_user_attr(ATTR["metrics"], jsonable(metrics))
+        if started_at is not None and started_at != ot_trial.datetime_start:
+            ot_trial.set_user_attr(ATTR["started"], started_at.isoformat())
         if err:
             ot_trial.set_user_attr(ATTR["error"], err)
         if interrupted:
@@ -155,7 +138,8 @@ class SearchRun:
                 "latency_ms", float(metrics["latency_ms"]) - self.config.max_latency_ms
             )
         state = optuna.trial.TrialState.COMPLETE if values else optuna.trial.TrialState.FAIL
-        self.study.tell(ot_trial, values, state=state)
+        # The record is read back from the finished trial, like every stored one.
+        record = trial_record(self.study.tell(ot_trial, values, state=state), objectives)
         if self.tracker is not None and not interrupted:
             self.tracker.submit_trial(record.model_copy(), self.search_id, self._logged)
         with self.lock:
