@@ -31,11 +31,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 from nas.pareto import pareto_front
+from nas.search.attrs import CANDIDATES, CONFIRM_PREFIX
 from nas.search.config import SearchConfig
 from nas.search.records import TrialRecord
 
 __all__ = [
-    "CANDIDATES",
     "Candidates",
     "beyond_cap",
     "confirm_seeds",
@@ -49,9 +49,6 @@ __all__ = [
     "summarise",
     "summarise_all",
 ]
-
-CANDIDATES = "nas.confirm.candidates"
-_PREFIX = "nas.confirm."
 
 
 class Candidates(NamedTuple):
@@ -89,16 +86,16 @@ def estimated_runs(config: SearchConfig, front_size: int) -> int:
 
 def run_key(number: int, seed: int) -> str:
     """The study attribute holding the outcome of trial ``number`` trained with ``seed``."""
-    return f"{_PREFIX}{number}.{seed}"
+    return f"{CONFIRM_PREFIX}{number}.{seed}"
 
 
 def read_outcomes(attrs: Mapping[str, Any]) -> dict[tuple[int, int], dict[str, Any]]:
     """Every stored confirmation outcome, by ``(trial number, seed)``."""
     out: dict[tuple[int, int], dict[str, Any]] = {}
     for key, value in attrs.items():
-        if not key.startswith(_PREFIX) or key == CANDIDATES or not isinstance(value, dict):
+        if not key.startswith(CONFIRM_PREFIX) or key == CANDIDATES or not isinstance(value, dict):
             continue
-        number, _, seed = key[len(_PREFIX) :].partition(".")
+        number, _, seed = key[len(CONFIRM_PREFIX) :].partition(".")
         try:
             out[(int(number), int(seed))] = value
         except ValueError:

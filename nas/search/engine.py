@@ -18,13 +18,14 @@ from typing import Any
 
 from nas import workspace
 from nas.errors import NasError
+from nas.search.attrs import ATTR
 from nas.search.config import SearchConfig
 from nas.search.confirm_runner import confirm_search
 from nas.search.handoff import finish_tracking, make_tracker, start_parent
 from nas.search.records import SearchProgress, SearchResult, TrialRecord
 from nas.search.resources import ensure_ray, eval_settings
 from nas.search.run import SearchRun, install_sigint
-from nas.search.store import ATTR, get_storage, load_search, trial_record
+from nas.search.store import get_storage, load_search, trial_record
 from nas.search.study import RESUME_OVERRIDES, mark_interrupted, open_study, own_study
 
 __all__ = ["RESUME_OVERRIDES", "ensure_ray", "eval_settings", "run_search"]

@@ -30,7 +30,8 @@ def search_space(result: SearchResult, storage: str | None = None) -> Any:
     """The space a search ran on (its stored document, so later edits of the file don't count)."""
     import optuna
 
-    from nas.search.store import ATTR, get_storage
+    from nas.search.attrs import ATTR
+    from nas.search.store import get_storage
     from nas.space import load_space, parse_space
 
     study = optuna.load_study(study_name=result.study_name, storage=get_storage(storage))

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from nas import workspace
 from nas.errors import NasError
-from nas.search.store import ATTR, compute_pareto, jsonable
+from nas.search.attrs import ATTR
+from nas.search.store import compute_pareto, jsonable
 
 if TYPE_CHECKING:
     from nas.search.records import SearchResult

@@ -18,10 +18,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from nas.search.attrs import ATTR
 from nas.search.config import SearchConfig
 from nas.search.confirm import estimated_runs
 from nas.search.records import SearchProgress, TrialRecord
-from nas.search.store import ATTR, compute_pareto, jsonable, trial_record
+from nas.search.store import compute_pareto, jsonable, trial_record
 from nas.search.trainable import ERROR, FAILED, METRICS, STARTED
 
 __all__ = ["SearchRun", "install_sigint"]

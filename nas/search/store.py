@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from nas.jsonable import jsonable
 from nas.pareto import pareto_front
 from nas.search import confirm
+from nas.search.attrs import ATTR
 from nas.search.config import OBJECTIVES, SearchConfig
 from nas.search.records import SearchNotFound, SearchResult, TrialNotFound, TrialRecord
 
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
     import optuna
 
 __all__ = [
-    "ATTR",
     "SearchNotFound",
     "TrialNotFound",
     "compute_pareto",
@@ -36,28 +36,6 @@ __all__ = [
     "study_name_for",
     "trial_record",
 ]
-
-#: Keys of the study / trial user attributes this package writes.
-ATTR = {
-    "id": "nas.search_id",
-    "config": "nas.config",
-    "space": "nas.space",
-    "state": "nas.state",
-    "created": "nas.created_at",
-    "mlflow": "nas.mlflow_run_id",
-    "error": "nas.error",
-    "versions": "nas.versions",
-    # trial attributes
-    "arch": "nas.arch",
-    "arch_id": "nas.arch_id",
-    "metrics": "nas.metrics",
-    "feasible": "nas.feasible",
-    "run": "nas.mlflow_run_id",
-    "runs": "nas.mlflow_child_runs",  # study attribute: trial number -> child run id
-    "interrupted": "nas.interrupted",
-    "reused": "nas.reused_from",  # trial number whose training result was reused
-    "started": "nas.started_at",  # when the trial began on its worker (asked earlier)
-}
 
 
 def new_search_id() -> str:

@@ -12,11 +12,11 @@ import logging
 import warnings
 from typing import Any, NamedTuple
 
+from nas.search.attrs import ATTR
 from nas.search.config import SearchConfig
 from nas.search.mirror import MirroredStorage
 from nas.search.resources import load_space, preflight, versions
 from nas.search.store import (
-    ATTR,
     find_study_name,
     jsonable,
     new_search_id,

@@ -17,11 +17,12 @@ from typing import Any
 from ray import tune
 
 from nas import workspace
+from nas.search.attrs import ATTR
 from nas.search.resources import ensure_ray, eval_settings, resolve_resources
 from nas.search.run import SearchRun
 from nas.search.samplers import make_sampler
 from nas.search.searcher import RunStopper, StudySearcher
-from nas.search.store import ATTR, jsonable
+from nas.search.store import jsonable
 from nas.search.trainable import nas_trainable
 
 __all__ = ["define_trial", "fit"]

@@ -16,8 +16,8 @@ from search_helpers import seeded_trial_fn
 
 from nas.pareto import pareto_front
 from nas.search import SearchConfig, TrialRecord, load_search, run_search
+from nas.search.attrs import ATTR, CANDIDATES
 from nas.search.confirm import (
-    CANDIDATES,
     Candidates,
     confirmed_front,
     read_outcomes,
@@ -26,7 +26,7 @@ from nas.search.confirm import (
     summarise,
     summarise_all,
 )
-from nas.search.store import ATTR, get_storage
+from nas.search.store import get_storage
 from nas.space import Arch
 
 # --------------------------------------------------------------------------- pure
@@ -112,7 +112,7 @@ def test_outcomes_are_read_back_by_trial_and_seed() -> None:
         run_key(3, 1): {"accuracy": 0.5},
         run_key(3, -2): {"error": "x"},
         CANDIDATES: {"numbers": [3], "finished": 4},
-        "nas.config": {},
+        ATTR["config"]: {},
     }
     assert read_outcomes(attrs) == {(3, 1): {"accuracy": 0.5}, (3, -2): {"error": "x"}}
 

@@ -23,8 +23,9 @@ from nas.search import (
     run_search,
     searcher,
 )
+from nas.search.attrs import ATTR
 from nas.search.searcher import ahead_pays
-from nas.search.store import ATTR, get_storage
+from nas.search.store import get_storage
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 

@@ -10,9 +10,9 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from nas.search.attrs import ATTR
 from nas.search.config import SearchConfig
 from nas.search.searcher import RunStopper, StudySearcher
-from nas.search.store import ATTR
 from nas.search.study import mark_interrupted
 
 
