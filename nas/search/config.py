@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from nas.evaluation.settings import DatasetName
-from nas.search.samplers import _SAMPLERS
+from nas.search.samplers import SAMPLER_FACTORIES
 
 __all__ = [
     "OBJECTIVES",
@@ -37,7 +37,7 @@ OBJECTIVES: dict[str, str] = {
 }
 
 #: Sampler names, in the order of :mod:`nas.search.samplers`' registry (the first is the default).
-SAMPLERS: tuple[str, ...] = tuple(_SAMPLERS)
+SAMPLERS: tuple[str, ...] = tuple(SAMPLER_FACTORIES)
 SamplerName = Literal[SAMPLERS]  # type: ignore[valid-type]
 
 #: Options a resumed search may change; the others are the stored search's.

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["distinct_sampler", "make_sampler"]
+__all__ = ["SAMPLER_FACTORIES", "distinct_sampler", "make_sampler"]
 
 _MAX_DRAWS = 16
 """Proposals drawn from the wrapped sampler (then uniform ones) before a repeat is accepted."""
@@ -226,7 +226,8 @@ def _gp(seed: int, budget: int) -> Any:
     )
 
 
-_SAMPLERS: dict[str, Callable[[int, int], Any]] = {
+#: Sampler name -> factory ``(seed, budget) -> sampler``; its keys are the allowed names.
+SAMPLER_FACTORIES: dict[str, Callable[[int, int], Any]] = {
     "tpe": _tpe,
     "nsga2": _nsga2,
     "random": _random,
@@ -236,6 +237,6 @@ _SAMPLERS: dict[str, Callable[[int, int], Any]] = {
 
 def make_sampler(name: str, *, seed: int, budget: int) -> Any:
     """A fresh Optuna sampler: ``tpe`` (default), ``nsga2``, ``random`` or ``gp``."""
-    if name not in _SAMPLERS:
-        raise ValueError(f"unknown sampler {name!r}; choose from {', '.join(_SAMPLERS)}")
-    return _SAMPLERS[name](seed, budget)
+    if name not in SAMPLER_FACTORIES:
+        raise ValueError(f"unknown sampler {name!r}; choose from {', '.join(SAMPLER_FACTORIES)}")
+    return SAMPLER_FACTORIES[name](seed, budget)

@@ -54,9 +54,9 @@ def test_space_names_are_checked_paths_and_stored_ones_are_not() -> None:
 
 
 def test_samplers_and_objectives_come_from_their_registries() -> None:
-    from nas.search.samplers import _SAMPLERS
+    from nas.search.samplers import SAMPLER_FACTORIES
 
-    assert tuple(_SAMPLERS) == SAMPLERS
+    assert tuple(SAMPLER_FACTORIES) == SAMPLERS
     schema = SearchConfig.model_json_schema()["properties"]
     assert schema["sampler"]["enum"] == list(SAMPLERS)
     for name in OBJECTIVES:
