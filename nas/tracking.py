@@ -1,18 +1,18 @@
 """MLflow tracking of a search: one parent run per search, one nested child run per trial.
 
 The experiment is tagged as a model-training experiment (``mlflow.experimentKind``), so
-``mlflow ui`` opens it on its runs rather than on the GenAI overview, and :func:`results_hint`
-gives the address of one search's trials. The parent run (``search <id> · <space>``) holds the
-space, the settings a user compares and library versions as params (the whole configuration
-in ``config.json``), and at the end ``pareto.json``, ``pareto.png`` and ``trials.csv``. Each
-child run is named by trial and architecture (``trial 12 · se(r16)|none|ca(r32)``) and
-carries the parent run id tag (``mlflow.parentRunId``, which ``mlflow ui`` shows as a tree),
-every architecture choice as a param, the measurements a user compares as metrics
-(:data:`COMPARED_METRICS`: accuracy and loss per epoch, latency statistics, params, FLOPs...;
-all of them in ``metrics.json``), ``arch.json`` as an artifact, ``pareto=true|false`` and
-where the trial ran (``nas.ray_node_id``, ``nas.hostname``). A confirmed trial's child run
-also gets its seed summary (``accuracy_mean``, ``accuracy_sd``, ``n_seeds``,
-``test_accuracy``; tag ``confirmed``). A resumed search reuses its parent run.
+``mlflow ui`` opens it on its runs rather than on the GenAI overview, and
+:func:`nas.tracking_links.results_hint` gives the address of one search's trials. The parent run
+(``search <id> · <space>``) holds the space, the settings a user compares and library versions
+as params (the whole configuration in ``config.json``), and at the end ``pareto.json``,
+``pareto.png`` and ``trials.csv``. Each child run is named by trial and architecture
+(``trial 12 · se(r16)|none|ca(r32)``) and carries the parent run id tag (``mlflow.parentRunId``,
+which ``mlflow ui`` shows as a tree), every architecture choice as a param, the measurements a
+user compares as metrics (:data:`COMPARED_METRICS`: accuracy and loss per epoch, latency
+statistics, params, FLOPs...; all of them in ``metrics.json``), ``arch.json`` as an artifact,
+``pareto=true|false`` and where the trial ran (``nas.ray_node_id``, ``nas.hostname``). A
+confirmed trial's child run also gets its seed summary (``accuracy_mean``, ``accuracy_sd``,
+``n_seeds``, ``test_accuracy``; tag ``confirmed``). A resumed search reuses its parent run.
 Everything is logged from the driver process through an explicit ``MlflowClient``; trial runs
 are written by one background thread (:meth:`SearchTracker.submit_trial`) so that MLflow never
 holds up the Ray Tune event loop, and :meth:`SearchTracker.drain` waits for them.
@@ -27,7 +27,6 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlencode
 
 from nas.pareto_plot import PlotPoint, pareto_png
 
@@ -38,16 +37,19 @@ __all__ = [
     "COMPARED_METRICS",
     "EXPERIMENT",
     "EXPERIMENT_KIND",
+    "KIND_TAG",
     "PLACEMENT_KEYS",
+    "SEARCH_TAG",
     "SearchTracker",
     "plot_points",
-    "results_hint",
-    "runs_url",
     "trial_run_name",
     "trials_table",
 ]
 
 EXPERIMENT = "nas"
+
+#: Run tags: the search a run belongs to, and its kind (``search`` or ``trial``).
+SEARCH_TAG, KIND_TAG = "nas.search_id", "nas.kind"
 
 #: The experiment tag MLflow 3's UI reads to open an experiment on its runs (the value
 #: ``custom_model_development`` is its "Machine learning" kind; GenAI experiments open on
@@ -70,9 +72,6 @@ _PLUMBING = frozenset(
         *("ray_address", "storage"),
     }
 )
-
-#: Where ``mlflow ui`` listens by default.
-MLFLOW_UI = "http://127.0.0.1:5000"
 
 #: Entries of a trial's metrics that say where it ran; logged as ``nas.<key>`` tags.
 PLACEMENT_KEYS = ("ray_node_id", "hostname")
@@ -152,7 +151,7 @@ class SearchTracker:
         run = self.client.create_run(
             self.experiment_id,
             run_name=f"search {search_id} · {label}"[:250],
-            tags={"nas.search_id": search_id, "nas.kind": "search", "optuna.study": study_name},
+            tags={SEARCH_TAG: search_id, KIND_TAG: "search", "optuna.study": study_name},
         )
         rid = run.info.run_id
         params = [
@@ -249,8 +248,8 @@ class SearchTracker:
         assert self.parent_run_id is not None
         start_tags = {
             "mlflow.parentRunId": self.parent_run_id,
-            "nas.search_id": search_id,
-            "nas.kind": "trial",
+            SEARCH_TAG: search_id,
+            KIND_TAG: "trial",
             "nas.trial_number": str(record.number),
             "nas.state": record.state,
             "pareto": "false",
@@ -379,49 +378,6 @@ def trial_run_name(record: TrialRecord) -> str:
         except Exception:  # an arch from another version: its id will do
             pass
     return f"trial {record.number} · {label}"[:250] if label else f"trial {record.number}"
-
-
-def runs_url(base: str, experiment_id: str, search_id: str, order_by: str = "accuracy") -> str:
-    """The MLflow UI page listing one search's trial runs, best ``order_by`` first."""
-    query = {
-        "workflowType": "machine_learning",
-        "searchFilter": f"tags.`nas.search_id` = '{search_id}' and tags.`nas.kind` = 'trial'",
-        "orderByKey": f"metrics.`{order_by}`",
-        "orderByAsc": "false",
-    }
-    url = f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?"
-    return url + urlencode(query, quote_via=quote)
-
-
-def results_hint(uri: str, search_id: str, order_by: str = "accuracy") -> str:
-    """Where to see ``search_id``'s trials in the MLflow UI: the command to start it for a
-    local store, then the address (never raises)."""
-    remote = uri.startswith(("http://", "https://"))
-    experiment_id = None
-    try:
-        if remote:  # one short request: MlflowClient retries a server that is down for minutes
-            import httpx
-
-            reply = httpx.get(
-                f"{uri.rstrip('/')}/api/2.0/mlflow/experiments/get-by-name",
-                params={"experiment_name": EXPERIMENT},
-                timeout=5.0,
-            )
-            experiment_id = reply.raise_for_status().json()["experiment"]["experiment_id"]
-        else:
-            from mlflow.tracking import MlflowClient
-
-            exp = MlflowClient(tracking_uri=uri).get_experiment_by_name(EXPERIMENT)
-            experiment_id = exp.experiment_id if exp is not None else None
-    except Exception as exc:
-        log.debug("cannot read the MLflow experiment: %s", exc)
-    base = uri if remote else MLFLOW_UI
-    url = f"{base} (experiment '{EXPERIMENT}')"
-    if experiment_id is not None:
-        url = runs_url(base, experiment_id, search_id, order_by)
-    if remote:
-        return f"MLflow:        {url}"
-    return f"MLflow:        mlflow ui --backend-store-uri {uri}\n               then open {url}"
 
 
 def _image(png: bytes) -> Any:

@@ -22,10 +22,9 @@ from nas.tracking import (
     EXPERIMENT,
     EXPERIMENT_KIND,
     SearchTracker,
-    results_hint,
-    runs_url,
     trial_run_name,
 )
+from nas.tracking_links import results_hint, runs_url
 
 ARCH = default_arch(load_space("tiny"))
 METRICS = {

@@ -249,7 +249,7 @@ def _search(args: argparse.Namespace) -> int:
     _quiet_libraries()
     from nas import workspace
     from nas.search import run_search
-    from nas.tracking import results_hint
+    from nas.tracking_links import results_hint
 
     if not args.resume and isinstance(config.space, str):
         from nas.space import load_space
