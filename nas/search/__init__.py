@@ -1,4 +1,6 @@
-"""The search engine: Ray Tune + OptunaSearch over a define-by-run space, tracked in MLflow.
+"""The search engine: Ray Tune runs trials that a module-level Tune ``Searcher`` asks of an
+Optuna study (ask/tell; :mod:`nas.search.searcher`) over a define-by-run space, tracked in
+MLflow.
 
 Names load their module on first use, so that ``nas.search.config`` (the CLI's flags) imports
 without the engine.
