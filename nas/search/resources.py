@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 from typing import Any
 
 from nas.errors import NasError
@@ -32,11 +34,26 @@ def ensure_ray(address: str | None = None) -> None:
         "log_to_driver": bool(os.environ.get("NAS_RAY_LOG_TO_DRIVER")),
         "logging_level": logging.WARNING,
     }
+    previous = signal.getsignal(signal.SIGTERM)
     if address:
         ray.init(address=address, **kwargs)
     else:
         _quiet_local_token_notice()
         ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
+    _own_sigterm(previous)
+
+
+def _own_sigterm(previous: Any) -> None:
+    """After ``ray.init``: SIGTERM goes to this process's own handler again, or else to Ray's
+    ``sys.exit`` handler, without the crash report (``*** SIGTERM received ... PC: @``) that
+    Ray's native failure-signal handler prints for it. A stop request is not a crash; the
+    native handler keeps the signals of real crashes (SIGSEGV, SIGABRT, ...). Main thread only.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    handler = previous if callable(previous) else signal.getsignal(signal.SIGTERM)
+    if handler is not None:  # None: a handler not installed from Python, left as it is
+        signal.signal(signal.SIGTERM, handler)  # also puts Python's own native handler back
 
 
 #: Ray's notice, on every local start, that it turned on its default token authentication.
