@@ -225,13 +225,7 @@ class Worker:
             crud.upsert_trials(session, search_id=search_id, records=previous.trials)
             crud.refresh_front(session, search_id=search_id)
             session.commit()
-        with self.sessions() as session:
-            queue.set_run_info(
-                session,
-                search_id=search_id,
-                mlflow_run_id=getattr(previous, "mlflow_run_id", None),
-                study_name=getattr(previous, "study_name", None),
-            )
+        self._set_run_info(search_id, previous)
 
     def _on_trial(self, search_id: str, record: Any, state: _RunState) -> None:
         try:
@@ -248,16 +242,21 @@ class Worker:
         try:
             from nas.search import load_search
 
-            stored = load_search(search_id, storage=self.settings.optuna_storage)
-            with self.sessions() as session:
-                queue.set_run_info(
-                    session,
-                    search_id=search_id,
-                    mlflow_run_id=getattr(stored, "mlflow_run_id", None),
-                    study_name=getattr(stored, "study_name", None),
-                )
+            self._set_run_info(
+                search_id, load_search(search_id, storage=self.settings.optuna_storage)
+            )
         except Exception as exc:  # another search function, or nothing stored yet
             log.info("search %s: run info not available yet (%s)", search_id, exc)
+
+    def _set_run_info(self, search_id: str, stored: Any) -> None:
+        """Store the MLflow parent run and Optuna study of a search read back (if it has them)."""
+        with self.sessions() as session:
+            queue.set_run_info(
+                session,
+                search_id=search_id,
+                mlflow_run_id=getattr(stored, "mlflow_run_id", None),
+                study_name=getattr(stored, "study_name", None),
+            )
 
     def _on_progress(self, search_id: str, progress: Any) -> None:
         try:
