@@ -117,7 +117,8 @@ def init_generator() -> torch.Generator:
     the global RNG in between), so two architectures trained with the same seed differ only
     by their blocks (common random numbers), and their accuracies compare with less noise.
     """
-    return torch.Generator().manual_seed(int(torch.randint(0, 2**62, ()).item()))
+    draw = torch.randint(0, 2**62, (), device="cpu")  # also under a meta-device context
+    return torch.Generator().manual_seed(int(draw.item()))
 
 
 def backbone_modules(root: nn.Module) -> list[nn.Module]:

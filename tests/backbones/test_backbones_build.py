@@ -152,3 +152,26 @@ def test_profile_of_a_backbone_scales_with_the_input() -> None:
     assert small.params == large.params == count_parameters(model)
     assert 3 * small.flops < large.flops
     assert 3 * small.activation_bytes < large.activation_bytes
+
+
+@pytest.mark.parametrize("space_name", ["mobile", "resnet"])
+def test_same_seed_same_backbone_weights_whatever_the_blocks(space_name: str) -> None:
+    """Common random numbers: the blocks draw from the global RNG, the backbone does not."""
+    from nas.backbones.stage import backbone_modules
+    from nas.space import build_model, default_arch, load_space
+
+    space = load_space(space_name)
+
+    def backbone_weights(attention: str, seed: int) -> list[torch.Tensor]:
+        torch.manual_seed(seed)
+        model = build_model(space, default_arch(space, attention), num_classes=10)
+        return [p for m in backbone_modules(model) for p in m.parameters(recurse=False)]
+
+    plain, gated, other_seed = (
+        backbone_weights("none", 0),
+        backbone_weights("se", 0),
+        backbone_weights("none", 1),
+    )
+    assert len(plain) == len(gated) > 0
+    assert all(torch.equal(a, b) for a, b in zip(plain, gated, strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(plain, other_seed, strict=True))
