@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from nas.commands.search import _collapse_repeats, _print_records
+from nas.commands._search_output import _collapse_repeats, print_records
 
 
 def _record(number: int, arch_id: str | None, accuracy: float = 0.9) -> SimpleNamespace:
@@ -37,7 +37,7 @@ def test_repeats_collapse_onto_the_first_trial_of_an_architecture() -> None:
 
 def test_pareto_table_counts_distinct_architectures(capsys: pytest.CaptureFixture[str]) -> None:
     records = [_record(1, "a"), _record(2, "a"), _record(4, "b", 0.95)]
-    _print_records(records, ["accuracy", "latency_ms"], "Pareto front", collapse=True)
+    print_records(records, ["accuracy", "latency_ms"], "Pareto front", collapse=True)
     out = capsys.readouterr().out
     assert "(3 trials, 2 distinct architectures)" in out
     assert "same architecture as trial 2" in out
@@ -47,7 +47,7 @@ def test_pareto_table_counts_distinct_architectures(capsys: pytest.CaptureFixtur
 
 def test_trials_table_keeps_every_trial(capsys: pytest.CaptureFixture[str]) -> None:
     records = [_record(1, "a"), _record(2, "a")]
-    _print_records(records, ["accuracy", "latency_ms"], "Trials")
+    print_records(records, ["accuracy", "latency_ms"], "Trials")
     out = capsys.readouterr().out
     assert "(2 trials)" in out
     assert "same architecture" not in out
