@@ -14,7 +14,7 @@ from nas.evaluation.settings import EvalSettings
 
 if TYPE_CHECKING:
     from nas.evaluation.cache import LatencyCache
-    from nas.evaluation.datasets import Dataset, load_dataset
+    from nas.evaluation.datasets import Dataset, dataset_for, load_dataset
     from nas.evaluation.evaluator import evaluate
     from nas.evaluation.isolation import MeasurementLock, measurement_lock
     from nas.evaluation.latency import measure_latency
@@ -30,6 +30,7 @@ __all__ = [
     "LatencyStats",
     "MeasurementLock",
     "TrainResult",
+    "dataset_for",
     "evaluate",
     "load_dataset",
     "measure_latency",
@@ -40,6 +41,7 @@ __all__ = [
 _LAZY = {
     "LatencyCache": "cache",
     "Dataset": "datasets",
+    "dataset_for": "datasets",
     "load_dataset": "datasets",
     "evaluate": "evaluator",
     "MeasurementLock": "isolation",

@@ -16,15 +16,19 @@ import functools
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from nas.evaluation.errors import DatasetError
-from nas.evaluation.settings import DATASETS
+from nas.evaluation.settings import DATASETS, EvalSettings
 
-__all__ = ["CIFAR10_LAYOUT", "IMAGEFOLDER_LAYOUT", "Dataset", "load_dataset"]
+if TYPE_CHECKING:
+    from nas.space import SearchSpace
+
+__all__ = ["CIFAR10_LAYOUT", "IMAGEFOLDER_LAYOUT", "Dataset", "dataset_for", "load_dataset"]
 
 CIFAR10_LAYOUT = (
     "a CIFAR-10 python-batch folder (cifar-10-batches-py): pickles data_batch_1 ... "
@@ -102,6 +106,29 @@ def load_dataset(
     return _load_cached(
         name, shape, data_dir, split_seed, val_fraction, test_fraction, max_samples, num_classes
     )
+
+
+def dataset_for(space: SearchSpace, settings: EvalSettings) -> Dataset:
+    """The dataset `settings` names, at `space`'s input shape, split as `settings` say.
+
+    Raises :class:`DatasetError` when the space has fewer classes than the dataset.
+    """
+    data = load_dataset(
+        settings.dataset,
+        tuple(int(v) for v in space.input_shape),  # type: ignore[arg-type]
+        data_dir=settings.data_dir,
+        split_seed=settings.split_seed,
+        val_fraction=settings.val_fraction,
+        test_fraction=settings.test_fraction,
+        max_samples=settings.max_samples,
+        num_classes=space.num_classes,
+    )
+    if space.num_classes is not None and space.num_classes < data.num_classes:
+        raise DatasetError(
+            f"space {space.name!r} has {space.num_classes} classes but dataset "
+            f"{settings.dataset!r} has {data.num_classes}"
+        )
+    return data
 
 
 @functools.lru_cache(maxsize=4)

@@ -17,8 +17,8 @@ import torch
 
 from nas.errors import NasError
 from nas.evaluation.cache import LatencyCache
-from nas.evaluation.datasets import load_dataset
-from nas.evaluation.errors import DatasetError, EvaluationError
+from nas.evaluation.datasets import dataset_for
+from nas.evaluation.errors import EvaluationError
 from nas.evaluation.isolation import measurement_lock
 from nas.evaluation.latency import LatencyStats, measure_latency, resolve_clock
 from nas.evaluation.runtime import device_name, resolve_device
@@ -55,22 +55,8 @@ def evaluate(
     settings = settings or EvalSettings()
     started = time.perf_counter()
     input_shape = tuple(int(v) for v in space.input_shape)
-    data = load_dataset(
-        settings.dataset,
-        input_shape,  # type: ignore[arg-type]
-        data_dir=settings.data_dir,
-        split_seed=settings.split_seed,
-        val_fraction=settings.val_fraction,
-        test_fraction=settings.test_fraction,
-        max_samples=settings.max_samples,
-        num_classes=space.num_classes,
-    )
+    data = dataset_for(space, settings)
     num_classes = space.num_classes or data.num_classes
-    if num_classes < data.num_classes:
-        raise DatasetError(
-            f"space {space.name!r} has {num_classes} classes but dataset "
-            f"{settings.dataset!r} has {data.num_classes}"
-        )
     label = _label(arch)
     try:
         torch.manual_seed(settings.seed)

@@ -132,24 +132,9 @@ def eval_settings(config: SearchConfig, device: str) -> Any:
 
 def preflight(space: Any, config: SearchConfig) -> None:
     """Load the dataset once in the driver, so a wrong dataset fails the search, not each trial."""
-    from nas.evaluation import load_dataset
+    from nas.evaluation.datasets import dataset_for
 
-    settings = eval_settings(config, "cpu")
-    data = load_dataset(
-        settings.dataset,
-        tuple(int(v) for v in space.input_shape),
-        data_dir=settings.data_dir,
-        split_seed=settings.split_seed,
-        val_fraction=settings.val_fraction,
-        test_fraction=settings.test_fraction,
-        max_samples=settings.max_samples,
-        num_classes=space.num_classes,
-    )
-    if space.num_classes is not None and space.num_classes < data.num_classes:
-        raise NasError(
-            f"space {space.name!r} has {space.num_classes} classes but dataset "
-            f"{settings.dataset!r} has {data.num_classes}"
-        )
+    dataset_for(space, eval_settings(config, "cpu"))
 
 
 def resolve_resources(config: SearchConfig) -> tuple[str, float, int]:

@@ -240,3 +240,18 @@ def test_splits_never_overlap() -> None:
     sets = [set(t.tolist()) for t in (train, val, test)]
     assert not sets[0] & sets[1] and not sets[0] & sets[2] and not sets[1] & sets[2]
     assert len(sets[0]) + len(sets[1]) + len(sets[2]) == 300
+
+
+def test_dataset_for_a_space_with_too_few_classes_is_a_dataset_error() -> None:
+    import yaml
+
+    from nas.evaluation import EvalSettings, dataset_for
+    from nas.space import parse_space, space_path
+
+    document = yaml.safe_load(space_path("tiny").read_text())
+    space = parse_space({**document, "num_classes": 2})
+    with pytest.raises(DatasetError, match="has 2 classes but dataset 'digits' has 10"):
+        dataset_for(space, EvalSettings(dataset="digits"))
+    tiny = parse_space(document)
+    data = dataset_for(tiny, EvalSettings(dataset="digits"))
+    assert data.x_val.shape[1:] == tuple(tiny.input_shape)
