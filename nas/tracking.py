@@ -29,6 +29,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from nas.pareto_plot import PlotPoint, pareto_png
+from nas.trials_csv import trials_csv
 
 if TYPE_CHECKING:
     from nas.search.records import TrialRecord
@@ -43,7 +44,6 @@ __all__ = [
     "SearchTracker",
     "plot_points",
     "trial_run_name",
-    "trials_table",
 ]
 
 EXPERIMENT = "nas"
@@ -328,7 +328,7 @@ class SearchTracker:
                 continue
         rid = self.parent_run_id
         self.client.log_dict(rid, [t.model_dump(mode="json") for t in pareto], "pareto.json")
-        self.client.log_text(rid, trials_table(trials, objectives), "trials.csv")
+        self.client.log_text(rid, trials_csv(trials, objectives), "trials.csv")
         png = pareto_png(plot_points(trials, pareto), objectives)
         self.client.log_image(rid, _image(png), "pareto.png")
         done = sum(t.state == "COMPLETE" for t in trials)
@@ -347,13 +347,6 @@ class SearchTracker:
         self.client.set_tag(rid, "nas.state", state)
         status = {"completed": "FINISHED", "cancelled": "KILLED"}.get(state, "FAILED")
         self.client.set_terminated(rid, status=status)
-
-
-def trials_table(trials: Sequence[TrialRecord], objectives: list[str]) -> str:
-    """CSV text, one row per trial (:func:`nas.trials_csv.trials_csv`)."""
-    from nas.trials_csv import trials_csv
-
-    return trials_csv(trials, objectives)
 
 
 def plot_points(trials: Sequence[TrialRecord], pareto: Sequence[TrialRecord]) -> list[PlotPoint]:
