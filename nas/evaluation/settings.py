@@ -74,6 +74,11 @@ class EvalSettings(BaseModel):
         description="On CUDA, time the replay of a captured CUDA graph (the network's GPU "
         "time, without eager launch overhead); eager passes when off or not capturable.",
     )
+    latency_backend: Literal["torch", "onnxruntime"] = Field(
+        default="torch",
+        description="torch: eager PyTorch (or a CUDA graph); onnxruntime: the network exported "
+        "to ONNX and run in an ONNX Runtime session (the [onnx] extra).",
+    )
     latency_cache: bool = Field(default=True, description="Reuse a measured latency.")
 
     @model_validator(mode="after")

@@ -23,6 +23,7 @@ __all__ = [
     "RESUMABLE",
     "SAMPLERS",
     "SamplerName",
+    "SchedulerName",
     "SearchConfig",
     "SearchOptions",
     "direction",
@@ -39,6 +40,10 @@ OBJECTIVES: dict[str, str] = {
 #: Sampler names, in the order of :mod:`nas.search.samplers`' registry (the first is the default).
 SAMPLERS: tuple[str, ...] = tuple(SAMPLER_FACTORIES)
 SamplerName = Literal[SAMPLERS]  # type: ignore[valid-type]
+
+#: Trial schedulers: ``none`` trains every trial to full epochs; ``mo-asha`` stops trials early
+#: by Pareto-aware successive halving (see :mod:`nas.search.mo_asha`).
+SchedulerName = Literal["none", "mo-asha"]
 
 #: Options a resumed search may change; the others are the stored search's.
 RESUMABLE = frozenset(
@@ -163,6 +168,28 @@ class SearchOptions(BaseModel):
         le=1000,
         description="At most this many trials are confirmed, front first.",
     )
+    scheduler: SchedulerName = Field(
+        default="none",
+        description="none: every trial trains its full epochs; mo-asha: Pareto-aware "
+        "successive halving stops trials early at rungs min_epochs * eta^k.",
+    )
+    min_epochs: int = Field(
+        default=1,
+        ge=1,
+        le=10_000,
+        description="mo-asha: epochs of the first rung (at most epochs).",
+    )
+    eta: int = Field(
+        default=3,
+        ge=2,
+        le=100,
+        description="mo-asha: reduction factor; the top 1/eta of a rung is promoted.",
+    )
+    latency_backend: Literal["torch", "onnxruntime"] = Field(
+        default="torch",
+        description="Runtime whose latency is measured: torch (eager, or a CUDA graph) or "
+        "onnxruntime (the network exported to ONNX; needs the [onnx] extra).",
+    )
 
     @field_validator("space")
     @classmethod
@@ -201,6 +228,19 @@ class SearchOptions(BaseModel):
     def _check_gpus(cls, value: float) -> float:
         if value > 1 and value != int(value):
             raise ValueError(f"gpus_per_trial={value}: use a fraction below 1 or a whole number")
+        return value
+
+    @field_validator("min_epochs")
+    @classmethod
+    def _first_rung_within_epochs(cls, value: int, info: ValidationInfo) -> int:
+        from nas.evaluation.settings import EvalSettings
+
+        epochs = info.data.get("epochs") or EvalSettings.model_fields["epochs"].default
+        if info.data.get("scheduler") == "mo-asha" and value > epochs:
+            raise ValueError(
+                f"min_epochs={value} is more than epochs={epochs}: the first rung must come "
+                "before the end of training"
+            )
         return value
 
     def directions(self) -> list[str]:

@@ -119,6 +119,7 @@ def eval_settings(config: SearchConfig, device: str) -> Any:
         "threads": config.cpus_per_trial,
         "device": device,
         "latency_device": config.latency_device,
+        "latency_backend": config.latency_backend,
     }
     try:
         return EvalSettings(**{k: v for k, v in fields.items() if v is not None})

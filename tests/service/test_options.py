@@ -34,6 +34,10 @@ BAD_VALUES = [
     ("device", "tpu", "auto"),
     ("latency_device", "tpu", "cpu"),
     ("space", "nope", "not a space"),
+    ("scheduler", "hyperband", "mo-asha"),
+    ("eta", 1, "greater than or equal to 2"),
+    ("min_epochs", 0, "greater than or equal to 1"),
+    ("latency_backend", "tensorrt", "onnxruntime"),
 ]
 
 
@@ -90,3 +94,25 @@ def test_the_api_schema_is_the_options_model() -> None:
     assert service_only == {"storage", "mlflow_uri", "ray_address"}
     for name, field in SearchCreate.model_fields.items():
         assert field.annotation == SearchConfig.model_fields[name].annotation, name
+
+
+def test_a_first_rung_past_the_last_epoch_is_refused_everywhere(
+    nas_home: Any, client: Any
+) -> None:
+    with pytest.raises(ValidationError, match="min_epochs=5 is more than epochs=3") as caught:
+        SearchConfig(scheduler="mo-asha", min_epochs=5)
+    assert caught.value.errors()[0]["loc"] == ("min_epochs",)
+    assert SearchConfig(scheduler="none", min_epochs=5).min_epochs == 5  # unused without mo-asha
+    assert SearchConfig(scheduler="mo-asha", epochs=9, min_epochs=5).min_epochs == 5
+
+    response = client.post(
+        "/searches", json={"budget": 2, "scheduler": "mo-asha", "epochs": 4, "min_epochs": 5}
+    )
+    assert response.status_code == 422, response.text
+    assert [e["loc"] for e in response.json()["errors"]] == [["body", "min_epochs"]]
+
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        code = main(["search", "--scheduler", "mo-asha", "--min-epochs", "5"])
+    assert code == 2 and "--min-epochs" in err.getvalue() and "epochs=3" in err.getvalue()
+    assert len(err.getvalue().strip().splitlines()) == 1
