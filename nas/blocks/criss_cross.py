@@ -8,7 +8,8 @@ positions in its row and its column (H + W - 1 of them: the centre pixel is coun
 masking it out of the column part); one softmax over both; ``out = gamma * A(V) + x`` with
 gamma initialised to 0. The recurrent module (RCCA) applies the same block ``recurrence``
 times so that information reaches every position (R = 2 in the paper). Device-agnostic: the
-mask is built on the input's device (the reference code hard-codes CUDA).
+mask is built on the input's device (the reference code hard-codes CUDA), from ``arange`` so
+that the block exports to ONNX.
 """
 
 from __future__ import annotations
@@ -39,7 +40,10 @@ class CrissCrossAttention(nn.Module):
         h = x.shape[2]
         q, k, v = self.query(x), self.key(x), self.value(x)
         energy_h = torch.einsum("bchw,bcgw->bhwg", q, k)  # (B, H, W, H): column
-        centre = torch.eye(h, dtype=torch.bool, device=x.device).unsqueeze(1)  # (H, 1, H)
+        # The identity mask as rows == columns: torch.eye exports to ONNX EyeLike, which
+        # ONNX Runtime has no boolean kernel for.
+        rows = torch.arange(h, device=x.device)
+        centre = (rows[:, None] == rows[None, :]).unsqueeze(1)  # (H, 1, H)
         energy_h = energy_h.masked_fill(centre, float("-inf"))
         energy_w = torch.einsum("bchw,bchv->bhwv", q, k)  # (B, H, W, W): row
         att = torch.softmax(torch.cat([energy_h, energy_w], dim=3), dim=3)
