@@ -8,9 +8,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.models import Base
-
-__all__ = ["add_missing_columns", "create_db_engine", "init_db", "is_sqlite", "make_sessionmaker"]
+__all__ = ["create_db_engine", "init_db", "is_sqlite", "make_sessionmaker"]
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -74,45 +72,9 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 
 
 def init_db(engine: Engine) -> None:
-    """Create the tables that do not exist yet and add the nullable columns a table created
-    by an earlier version lacks (safe to call from several processes)."""
-    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+    """Bring the service tables to this version's schema (Alembic migrations; safe to call
+    from several processes at once). Raises ``DatabaseTooNew`` for a database that a newer
+    version of nas has migrated."""
+    from service.migrations import upgrade
 
-    try:
-        Base.metadata.create_all(engine)
-    except (IntegrityError, ProgrammingError, OperationalError):
-        # Another process created them at the same moment; check they are there now.
-        Base.metadata.create_all(engine)
-    add_missing_columns(engine)
-
-
-def add_missing_columns(engine: Engine) -> list[str]:
-    """``ALTER TABLE ... ADD COLUMN`` for each nullable model column a table lacks; returns
-    ``table.column`` of those added. A column another process adds at the same moment is
-    fine; a missing non-nullable one is an error (it needs a real migration)."""
-    from sqlalchemy import inspect
-    from sqlalchemy.exc import OperationalError, ProgrammingError
-
-    added = []
-    quote = engine.dialect.identifier_preparer.quote
-    for table in Base.metadata.sorted_tables:
-        present = {c["name"] for c in inspect(engine).get_columns(table.name)}
-        for column in table.columns:
-            if column.name in present:
-                continue
-            if not column.nullable:
-                raise RuntimeError(
-                    f"table {table.name} lacks the non-nullable column {column.name}: "
-                    "migrate the service database"
-                )
-            kind = column.type.compile(dialect=engine.dialect)
-            statement = f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} {kind}"
-            try:
-                with engine.begin() as conn:
-                    conn.exec_driver_sql(statement)
-            except (OperationalError, ProgrammingError):
-                columns = {c["name"] for c in inspect(engine).get_columns(table.name)}
-                if column.name not in columns:
-                    raise
-            added.append(f"{table.name}.{column.name}")
-    return added
+    upgrade(engine)

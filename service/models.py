@@ -65,7 +65,7 @@ class Search(Base):
     failed: Mapped[int] = mapped_column(Integer, default=0)
     front_size: Mapped[int] = mapped_column(Integer, default=0)
     eta_s: Mapped[float | None] = mapped_column(Float)
-    # Added after the first release: nullable, so init_db can add them to an existing table.
+    # Added after the first release (nullable); migration 0001 adds them to older tables.
     phase: Mapped[str | None] = mapped_column(String(16))
     confirm_done: Mapped[int | None] = mapped_column(Integer)
     confirm_total: Mapped[int | None] = mapped_column(Integer)

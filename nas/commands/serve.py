@@ -125,12 +125,18 @@ def _serve(args: argparse.Namespace) -> int:
 
     from nas.errors import NasError
     from service.core.config import get_settings
-    from service.db import create_db_engine, init_db
+    from service.db import create_db_engine
+    from service.migrations import upgrade
 
     if args.workers < 0:
         raise NasError(f"--workers {args.workers}: give 0 or more worker processes")
     settings = get_settings()
-    init_db(create_db_engine(settings.database_url))  # tables exist before workers poll
+    # Migrate before the workers poll; a database newer than this code stops here (one line).
+    engine = create_db_engine(settings.database_url)
+    before, after = upgrade(engine)
+    engine.dispose()
+    if before != after:
+        print(f"nas serve: service database migrated from {before or 'no revision'} to {after}")
     supervisor = _Supervisor(args.workers, args.log_level)
     supervisor.start()
     try:

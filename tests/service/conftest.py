@@ -52,12 +52,14 @@ def database_url(request: pytest.FixtureRequest, nas_home: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{nas_home / 'service.db'}"
     url = request.getfixturevalue("postgres_url")
-    from service.db import create_db_engine
+    from service.db import create_db_engine, init_db
     from service.models import Base
 
     engine = create_db_engine(url)
     Base.metadata.drop_all(engine)
-    Base.metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE IF EXISTS nas_alembic_version")
+    init_db(engine)
     engine.dispose()
     return url
 
