@@ -1,0 +1,63 @@
+"""bench/samplers.py end to end on a few cheap trials: tables, confirmed fronts, reuse."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from nas.evaluation import EvalSettings
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+@pytest.fixture(scope="module")
+def samplers():
+    sys.path.insert(0, str(BENCH))  # the bench imports its sibling arch_tables
+    spec = importlib.util.spec_from_file_location("samplers_bench", BENCH / "samplers.py")
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    sys.modules[spec.name] = module  # its worker processes unpickle functions by module name
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop(spec.name, None)
+    sys.path.remove(str(BENCH))
+
+
+ARGS = ["--space", "mobile", "--dataset", "synthetic", "--epochs", "1", "--jobs", "1"]
+RUNS = ["--seeds", "0", "--budget", "2", "--random-budget", "3", "--samplers", "tpe"]
+RUNS += ["--score-seeds", "2"]
+
+
+def test_the_bench_trains_on_the_embedded_default(samplers) -> None:
+    assert EvalSettings().dataset == samplers.DATASET
+
+
+def test_a_small_run_scores_confirmed_fronts_and_reuses_its_tables(
+    samplers, capsys, nas_home: Path
+) -> None:
+    assert samplers.main([*ARGS, *RUNS]) == 0
+    out = capsys.readouterr().out
+    assert "Hypervolume of the confirmed front of each run" in out
+    confirmed = [line for line in out.splitlines() if line.startswith("confirmed tpe")]
+    assert len(confirmed) == 1 and "[" in confirmed[0]
+
+    seen = json.loads((nas_home / "bench" / "samplers-mobile-synthetic-1ep.json").read_text())
+    held_out = json.loads(
+        (nas_home / "bench" / "samplers-mobile-synthetic-1ep-seed1.json").read_text()
+    )
+    assert 1 <= len(held_out) <= len(seen) <= 5  # held-out seeds: the candidates only
+    assert set(held_out) <= set(seen)
+
+    assert samplers.main([*ARGS, *RUNS]) == 0  # a second run trains nothing
+    assert "0 new evaluations" in capsys.readouterr().err
+
+
+def test_confirmation_picks_what_a_search_confirms(samplers) -> None:
+    trials = [("a", [0.9, 2.0]), ("b", [0.8, 1.0]), ("c", [0.7, 3.0]), ("a", [0.9, 2.0])]
+    assert samplers.confirm_candidates(trials, "mobile") == ["a", "b", "c"]
+    means = {"a": [0.7, 2.0], "b": [0.8, 1.0], "c": [0.75, 3.0]}
+    assert samplers.confirmed_front(["a", "b", "c"], means) == [[0.8, 1.0]]
