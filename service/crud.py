@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from nas.jsonable import jsonable
@@ -19,6 +19,8 @@ from nas.search.config import direction
 from service.models import Search, Trial, utcnow
 
 __all__ = [
+    "SUBMIT_LOCK_KEY",
+    "QueueFull",
     "cancel_search",
     "confirmation_of",
     "count_by_status",
@@ -33,6 +35,26 @@ __all__ = [
 ]
 
 _FINISHED_STATES = ("COMPLETE", "FAIL")
+
+SUBMIT_LOCK_KEY = 0x6E61735F737562  # "nas_sub": PostgreSQL advisory lock of a submission
+
+
+class QueueFull(Exception):
+    """``max_queued`` searches already wait; ``queued`` is how many."""
+
+    def __init__(self, queued: int) -> None:
+        super().__init__(f"{queued} searches are queued")
+        self.queued = queued
+
+
+def _begin_write(session: Session, lock_key: int | None = None) -> None:
+    """Start the session's transaction as a writer at once: SQLite ``BEGIN IMMEDIATE`` (it
+    waits for the write lock with the busy timeout; a read transaction that later writes
+    would fail at once with "database is locked" when another writer got in first), and on
+    PostgreSQL the advisory transaction lock ``lock_key`` when given."""
+    conn = session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+    if lock_key is not None and conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key})
 
 
 # --------------------------------------------------------------------------- helpers
@@ -73,8 +95,22 @@ def create_search(
     name: str | None,
     budget: int,
     objectives: list[str],
+    max_queued: int | None = None,
 ) -> Search:
-    """Insert a queued search and commit."""
+    """Insert a queued search and commit.
+
+    With ``max_queued``, counting the queued searches and inserting this one is one
+    serialised transaction (the SQLite write lock, a PostgreSQL advisory lock), so concurrent
+    submissions never pass the limit; raises :class:`QueueFull` when it is reached.
+    """
+    if max_queued is not None:
+        _begin_write(session, SUBMIT_LOCK_KEY)
+        queued = session.scalar(
+            select(func.count()).select_from(Search).where(Search.status == "queued")
+        )
+        if int(queued or 0) >= max_queued:
+            session.rollback()
+            raise QueueFull(int(queued or 0))
     now = utcnow()
     search = Search(
         id=search_id,
@@ -124,6 +160,7 @@ def cancel_search(session: Session, *, search_id: str) -> tuple[Search | None, s
     Returns ``(search, outcome)`` with outcome ``"cancelled"``, ``"requested"``,
     ``"finished"`` (nothing to cancel) or ``"missing"``.
     """
+    _begin_write(session)
     now = utcnow()
     done = session.execute(
         update(Search)

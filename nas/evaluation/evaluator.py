@@ -145,6 +145,7 @@ def _latency(
         "threads": settings.latency_threads,
         "torch_version": torch.__version__,
         "clock": clock,
+        "backend": settings.latency_backend,
     }
     cache = LatencyCache() if settings.latency_cache else None
     if cache is not None and (hit := cache.get(key, **conditions)) is not None:
@@ -162,6 +163,7 @@ def _latency(
             repeats=settings.latency_repeats,
             clock=settings.latency_clock,
             cuda_graph=settings.latency_cuda_graph,
+            backend=settings.latency_backend,
         )
     if cache is not None:
         cache.put(key, stats, **conditions)

@@ -156,23 +156,24 @@ def create_search(
         space_name, config = build_config(body, settings)
     except RequestError as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from exc
-    queued = crud.count_by_status(session).get("queued", 0)
-    if queued >= settings.max_queued:
+    try:
+        search = crud.create_search(
+            session,
+            search_id=new_search_id(),
+            config=config,
+            space_name=space_name,
+            name=body.name,
+            budget=body.budget,
+            objectives=list(body.objectives),
+            max_queued=settings.max_queued,
+        )
+    except crud.QueueFull as full:
         raise HTTPException(
             status_code=429,
-            detail=f"{queued} searches are already queued (NAS_MAX_QUEUED="
+            detail=f"{full.queued} searches are already queued (NAS_MAX_QUEUED="
             f"{settings.max_queued}); retry when some have started",
             headers={"Retry-After": "30"},
-        )
-    search = crud.create_search(
-        session,
-        search_id=new_search_id(),
-        config=config,
-        space_name=space_name,
-        name=body.name,
-        budget=body.budget,
-        objectives=list(body.objectives),
-    )
+        ) from None
     response.headers["Location"] = f"/searches/{search.id}"
     return search_public(search)
 
