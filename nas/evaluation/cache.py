@@ -2,8 +2,10 @@
 
 Entries live in a SQLite file (``$NAS_HOME/latency_cache.sqlite``); SQLite's own locking
 makes concurrent trial processes safe. The key is the model key (space fingerprint + arch id)
-plus the conditions: device, device name, batch size, input shape, threads, torch version
-and the clock.
+plus the conditions: device, device name, batch size, input shape, threads, torch version,
+the clock and the backend; for the ``onnxruntime`` backend also ONNX Runtime's version, the
+exporter and the opset (the measured graph depends on them). A ``torch`` entry keeps the key it
+had before backends existed.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ import json
 import sqlite3
 import time
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 
 from nas import workspace
 from nas.evaluation.stats import LatencyStats
 
-__all__ = ["LatencyCache", "cache_key"]
+__all__ = ["LatencyCache", "cache_key", "runtime_version"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS latency (
@@ -41,22 +44,41 @@ def cache_key(
     threads: int,
     torch_version: str,
     clock: str = "wall",
+    backend: str = "torch",
 ) -> tuple[str, str]:
     """(key, conditions JSON) of one measurement condition for one model."""
-    conditions = json.dumps(
-        {
-            "device": device,
-            "device_name": device_name,
-            "batch_size": int(batch_size),
-            "input_shape": [int(v) for v in input_shape],
-            "threads": int(threads),
-            "torch_version": torch_version,
-            "clock": clock,
-        },
-        sort_keys=True,
-    )
+    fields: dict[str, object] = {
+        "device": device,
+        "device_name": device_name,
+        "batch_size": int(batch_size),
+        "input_shape": [int(v) for v in input_shape],
+        "threads": int(threads),
+        "torch_version": torch_version,
+        "clock": clock,
+    }
+    if backend != "torch":
+        fields["backend"] = backend
+        fields["runtime"] = runtime_version(backend)
+    conditions = json.dumps(fields, sort_keys=True)
     digest = hashlib.sha256(f"{model_key}\n{conditions}".encode()).hexdigest()
     return digest, conditions
+
+
+@cache
+def runtime_version(backend: str) -> str:
+    """What a latency of `backend` depends on beyond torch: for ``onnxruntime`` the installed
+    runtime's version, the exporter and the opset; ``""`` for ``torch``."""
+    if backend != "onnxruntime":
+        return ""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from nas.onnx_export import EXPORTER, OPSET
+
+    try:
+        runtime = version("onnxruntime")
+    except PackageNotFoundError:
+        runtime = "not installed"
+    return f"onnxruntime {runtime}, {EXPORTER} exporter, opset {OPSET}"
 
 
 class LatencyCache:
@@ -98,6 +120,7 @@ class LatencyCache:
             "threads": stats.threads,
             "torch_version": stats.torch_version,
             "clock": stats.clock,
+            "backend": stats.backend,
         }
         key, conditions_json = cache_key(model_key, **(conditions or own))  # type: ignore[arg-type]
         connection = self._connect()

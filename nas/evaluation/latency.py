@@ -17,6 +17,10 @@ neighbours, not a property of the model; its CPU time is what the pass costs (``
 picks the CPU-time clock at one thread, the wall clock otherwise). The result holds the median
 (the figure to compare), p90, p10, min and the coefficient of variation, and the conditions
 they were measured under.
+
+Backends: ``torch`` times the module itself; ``onnxruntime`` (CPU only, the ``[onnx]`` extra)
+times the network exported to ONNX in an ONNX Runtime session
+(:mod:`nas.evaluation.onnx_latency`), with the same protocol and clocks.
 """
 
 from __future__ import annotations
@@ -137,6 +141,7 @@ def measure_latency(
     clock: Literal["auto", "wall", "cpu"] = "auto",
     cuda_graph: bool = True,
     lock: MeasurementLock | None = None,
+    backend: Literal["torch", "onnxruntime"] = "torch",
 ) -> LatencyStats:
     """Time `model` on a random (batch_size, *input_shape) input.
 
@@ -146,8 +151,11 @@ def measure_latency(
     (CUDA only): time the replay of a captured CUDA graph, falling back to eager passes for a
     model that cannot be captured; the stats' ``clock`` says which was timed. When `lock` is
     given the measurement holds it exclusive, pausing the cooperating training loops on this
-    node.
+    node. `backend` ``"onnxruntime"`` times the network exported to ONNX in an ONNX Runtime
+    session on the CPU instead of the module (the export happens before the lock is taken).
     """
+    if backend not in ("torch", "onnxruntime"):
+        raise ValueError(f"backend must be torch or onnxruntime, got {backend!r}")
     if repeats < 1 or warmup < 0 or batch_size < 1 or threads < 1:
         raise ValueError("need repeats >= 1, warmup >= 0, batch_size >= 1, threads >= 1")
     if clock not in ("auto", "wall", "cpu"):
@@ -155,6 +163,8 @@ def measure_latency(
     if clock == "cpu" and threads != 1:
         raise ValueError("the cpu clock counts one thread's time: use it with threads=1")
     target = resolve_device(device)
+    if backend == "onnxruntime":
+        _check_onnxruntime(target)
     clock_used = resolve_clock(target.type, clock, threads, cuda_graph)
     shape = tuple(int(v) for v in input_shape)
     was_training = model.training
@@ -165,6 +175,11 @@ def measure_latency(
 
         def run() -> object:
             return model(x)
+
+        if backend == "onnxruntime":
+            from nas.evaluation.onnx_latency import onnx_runner
+
+            run = onnx_runner(model, x, threads)
 
         hold = lock.exclusive() if lock is not None else contextlib.nullcontext()
         with cpu_threads(threads), torch.inference_mode(), _quiet(target), hold:
@@ -192,7 +207,20 @@ def measure_latency(
         batch_size=batch_size,
         input_shape=shape,
         torch_version=torch.__version__,
+        backend=backend,
     )
+
+
+def _check_onnxruntime(target: torch.device) -> None:
+    """The onnxruntime backend needs the [onnx] extra and measures on the CPU."""
+    from nas.onnx_export import require_onnx
+
+    require_onnx("latency_backend 'onnxruntime'")
+    if target.type != "cpu":
+        raise ValueError(
+            f"latency_backend 'onnxruntime' measures on the CPU, not {target}: "
+            "set latency_device cpu"
+        )
 
 
 @contextlib.contextmanager

@@ -16,7 +16,8 @@ __all__ = ["LatencyStats", "summarize"]
 
 @dataclass(frozen=True)
 class LatencyStats:
-    """Latency figures in milliseconds and the conditions they were measured under."""
+    """Latency figures in milliseconds and the conditions they were measured under
+    (``backend``: ``torch`` or ``onnxruntime``, the runtime that ran the passes)."""
 
     median_ms: float
     p90_ms: float
@@ -33,6 +34,7 @@ class LatencyStats:
     input_shape: tuple[int, ...]
     torch_version: str
     clock: str = "wall"
+    backend: str = "torch"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
