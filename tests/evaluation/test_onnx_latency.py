@@ -14,7 +14,7 @@ from nas.evaluation import EvalSettings, LatencyCache, evaluate, measure_latency
 from nas.evaluation.cache import cache_key, runtime_version
 from nas.evaluation.evaluator import model_key
 from nas.evaluation.runtime import device_name
-from nas.space import build_model, default_arch, load_space
+from nas.space import default_arch, load_space
 
 SHAPE = (3, 16, 16)
 CONDITIONS = {
@@ -96,4 +96,3 @@ def test_evaluate_measures_and_caches_onnxruntime_latency() -> None:
     cached = LatencyCache().get(key, **conditions, backend="onnxruntime")
     assert cached is not None and cached.backend == "onnxruntime"
     assert cached.median_ms == metrics["latency_ms"]
-
