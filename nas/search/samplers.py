@@ -1,152 +1,41 @@
 """Optuna samplers by name: a small registry that lists the valid names on a bad one.
 
-``tpe`` (the default) is grouped multivariate TPE wrapped by :func:`distinct_sampler`, which
-re-draws a proposal that would repeat an architecture already tried: a search space of a few
-thousand architectures is small enough for TPE to propose the same one many times, and every
-repeat costs a full training for no new information.
+``tpe`` (the default) is multivariate TPE wrapped by :func:`distinct_sampler`, which samples
+the parameters in groups as grouped multivariate TPE does (only the groups a trial uses),
+shows TPE a bounded history (:data:`TPE_HISTORY`), and re-draws a proposal that would repeat
+an architecture already tried: a search space of a few thousand architectures is small enough
+for TPE to propose the same one many times, and every repeat costs a full training for no new
+information. Its cost per trial stays flat as a search grows (docs/overhead.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import optuna
+    pass
 
-__all__ = ["SAMPLER_FACTORIES", "distinct_sampler", "make_sampler"]
+__all__ = ["SAMPLER_FACTORIES", "TPE_HISTORY", "distinct_sampler", "make_sampler"]
 
 _MAX_DRAWS = 16
 """Proposals drawn from the wrapped sampler (then uniform ones) before a repeat is accepted."""
 
-
-def _repeats(candidate: Mapping[str, Any], tried: Sequence[Mapping[str, Any]]) -> bool:
-    """Whether ``candidate`` (values for a superset of the asked parameters) repeats a trial.
-
-    A define-by-run objective asks parameters in an order fixed by the values already given,
-    so a candidate that agrees with a trial on every parameter that trial asked follows the
-    same path and yields the same configuration. A trial with a parameter the candidate lacks
-    cannot be decided and does not count.
-    """
-    return any(
-        params and all(name in candidate and candidate[name] == v for name, v in params.items())
-        for params in tried
-    )
+TPE_HISTORY = 100
+"""The default sampler's TPE sees the best 50 and the most recent of at most 200 trials."""
 
 
-def _distinct_sampler_class() -> type:
-    import optuna
-    from optuna.trial import TrialState
-
-    class _Distinct(optuna.samplers.BaseSampler):
-        """Wraps a sampler with relative sampling so that a trial does not repeat another.
-
-        The wrapped sampler proposes all parameters it models at once (``sample_relative``);
-        a proposal that equals a finished or running trial on all of its parameters is drawn
-        again, up to ``max_draws`` times, then replaced by uniform random ones (exploration
-        of the untried part of the space); after as many of those a repeat is accepted (the
-        space may be exhausted). Parameters the wrapped sampler does not yet model (the
-        start-up trials, a branch never seen) are sampled by it independently as usual.
-        """
-
-        def __init__(
-            self, sampler: optuna.samplers.BaseSampler, *, seed: int, max_draws: int = _MAX_DRAWS
-        ) -> None:
-            self._sampler = sampler
-            self._random = optuna.samplers.RandomSampler(seed=seed)
-            self._max_draws = max_draws
-            self._relative: dict[int, dict[str, Any]] = {}
-            self.redraws = 0
-            """Proposals rejected as repeats (for benchmarks and tests)."""
-
-        def __str__(self) -> str:
-            return f"Distinct({self._sampler})"
-
-        @staticmethod
-        def _tried(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> list[dict[str, Any]]:
-            """Parameters of every other trial, finished or running."""
-            states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
-            return [
-                t.params
-                for t in study.get_trials(deepcopy=False, states=states)
-                if t.number != trial.number
-            ]
-
-        def infer_relative_search_space(
-            self, study: optuna.Study, trial: optuna.trial.FrozenTrial
-        ) -> dict[str, optuna.distributions.BaseDistribution]:
-            return self._sampler.infer_relative_search_space(study, trial)
-
-        def sample_relative(
-            self,
-            study: optuna.Study,
-            trial: optuna.trial.FrozenTrial,
-            search_space: dict[str, optuna.distributions.BaseDistribution],
-        ) -> dict[str, Any]:
-            params = self._sampler.sample_relative(study, trial, search_space)
-            if params:
-                tried = self._tried(study, trial)
-                for draw in range(1, 2 * self._max_draws):
-                    if not _repeats(params, tried):
-                        break
-                    self.redraws += 1
-                    if draw < self._max_draws:
-                        params = self._sampler.sample_relative(study, trial, search_space)
-                    else:
-                        params = {
-                            name: self._random.sample_independent(study, trial, name, dist)
-                            for name, dist in search_space.items()
-                            if name in params
-                        }
-            self._relative[trial.number] = params
-            return params
-
-        def sample_independent(
-            self,
-            study: optuna.Study,
-            trial: optuna.trial.FrozenTrial,
-            param_name: str,
-            param_distribution: optuna.distributions.BaseDistribution,
-        ) -> Any:
-            # The trial's path so far, the relative values it will use further on, and this
-            # value: a repeat when that already pins down a trial tried before.
-            known = {**self._relative.get(trial.number, {}), **trial.params}
-            tried = [p for p in self._tried(study, trial) if param_name in p]
-            value = self._sampler.sample_independent(study, trial, param_name, param_distribution)
-            for draw in range(1, 2 * self._max_draws):
-                if not _repeats({**known, param_name: value}, tried):
-                    break
-                self.redraws += 1
-                sampler = self._sampler if draw < self._max_draws else self._random
-                value = sampler.sample_independent(study, trial, param_name, param_distribution)
-            return value
-
-        def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-            self._sampler.before_trial(study, trial)
-
-        def after_trial(
-            self,
-            study: optuna.Study,
-            trial: optuna.trial.FrozenTrial,
-            state: TrialState,
-            values: Sequence[float] | None,
-        ) -> None:
-            self._relative.pop(trial.number, None)
-            self._sampler.after_trial(study, trial, state, values)
-
-        def reseed_rng(self) -> None:
-            self._sampler.reseed_rng()
-            self._random.reseed_rng()
-
-    return _Distinct
-
-
-def distinct_sampler(sampler: Any, *, seed: int, max_draws: int = _MAX_DRAWS) -> Any:
-    """``sampler`` wrapped so that it does not propose a configuration already tried.
+def distinct_sampler(
+    sampler: Any, *, seed: int, max_draws: int = _MAX_DRAWS, history: int | None = None
+) -> Any:
+    """``sampler`` wrapped so that it does not propose a configuration already tried
+    (:class:`nas.search.distinct.DistinctSampler`; ``history`` bounds what it sees).
 
     A factory, so that importing this module does not import Optuna.
     """
-    return _distinct_sampler_class()(sampler, seed=seed, max_draws=max_draws)
+    from nas.search.distinct import DistinctSampler
+
+    return DistinctSampler(sampler, seed=seed, max_draws=max_draws, history=history)
 
 
 def _startup(budget: int) -> int:
@@ -158,17 +47,18 @@ def _tpe(seed: int, budget: int) -> Any:
 
     import optuna
 
-    # group=True: a define-by-run space is conditional (a block's hyperparameters exist only
-    # when the block is chosen); grouped multivariate TPE models each sub-space jointly.
+    # A define-by-run space is conditional (a block's hyperparameters exist only when the
+    # block is chosen): the wrapper groups the parameters as grouped multivariate TPE does and
+    # has this multivariate TPE sample each group a trial uses, jointly.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         tpe = optuna.samplers.TPESampler(
             seed=seed,
             n_startup_trials=_startup(budget),
             multivariate=True,
-            group=True,
+            constant_liar=False,  # it writes each proposal to the study; the wrapper's view
         )
-    return distinct_sampler(tpe, seed=seed)
+    return distinct_sampler(tpe, seed=seed, history=TPE_HISTORY)
 
 
 def _lock_types() -> tuple[type, ...]:
