@@ -13,6 +13,7 @@ from nas.errors import NasError
 from nas.search.config import SearchConfig
 
 __all__ = [
+    "check_resources",
     "ensure_ray",
     "eval_settings",
     "load_space",
@@ -132,24 +133,22 @@ def eval_settings(config: SearchConfig, device: str) -> Any:
 
 
 def preflight(space: Any, config: SearchConfig) -> None:
-    """Load the dataset once in the driver, so a wrong dataset fails the search, not each trial."""
+    """Check that a trial fits the cluster and load the dataset once in the driver, so a
+    wrong dataset or resource fails the search, not each trial (nor waits for ever)."""
     from nas.evaluation.datasets import dataset_for
 
+    check_resources(config)
     dataset_for(space, eval_settings(config, "cpu"))
 
 
-def resolve_resources(config: SearchConfig) -> tuple[str, float, int]:
-    """(device, gpus per trial, concurrency) from the config and the Ray cluster.
+def _have(cpus: float, gpus: float) -> str:
+    return f"it has {cpus:g} CPU{'s' * (cpus != 1)} and {gpus:g} GPU{'s' * (gpus != 1)}"
 
-    A trial that trains or measures latency on CUDA gets ``gpus_per_trial`` GPUs, one when
-    that is 0 (Ray hides the GPUs from a trial that reserves none). Asking for CUDA from a
-    cluster without a GPU fails here, before any trial runs.
-    """
-    import ray
 
-    cluster = ray.cluster_resources()
-    gpus = float(cluster.get("GPU", 0))
-    cpus = float(cluster.get("CPU", 1))
+def _fit(config: SearchConfig, cpus: float, gpus: float) -> tuple[str, float]:
+    """(device, gpus per trial) for a cluster of ``cpus`` and ``gpus``, or a NasError naming
+    the resource a trial needs and what the cluster has."""
+    have = _have(cpus, gpus)
     device = config.device
     if device == "auto":
         device = "cuda" if gpus > 0 else "cpu"
@@ -157,19 +156,62 @@ def resolve_resources(config: SearchConfig) -> tuple[str, float, int]:
     if device == "cuda" or config.latency_device == "cuda":
         if gpus <= 0:
             if device == "cuda":
-                raise NasError("device 'cuda' was asked for but the Ray cluster has no GPU")
+                raise NasError(
+                    f"device 'cuda' was asked for but the Ray cluster has no GPU ({have}): "
+                    "train on the CPU (--device cpu) or connect to a cluster with GPUs "
+                    "(--ray-address)"
+                )
             raise NasError(
-                "latency_device 'cuda' was asked for but the Ray cluster has no GPU: measure "
-                "latency on the CPU (--latency-device cpu) or connect to a cluster with GPUs "
-                "(--ray-address)"
+                f"latency_device 'cuda' was asked for but the Ray cluster has no GPU ({have}): "
+                "measure latency on the CPU (--latency-device cpu) or connect to a cluster "
+                "with GPUs (--ray-address)"
             )
         gpt = gpt or 1.0
-        if gpt > gpus:
-            raise NasError(f"gpus_per_trial={gpt} but the Ray cluster has only {gpus:g} GPUs")
+    if gpt > gpus:
+        raise NasError(
+            f"gpus_per_trial={gpt} but the Ray cluster has only {gpus:g} GPUs ({have}): no "
+            "trial could start; ask for fewer (0 trains on the CPU) or connect to a cluster "
+            "with GPUs (--ray-address)"
+        )
     if config.cpus_per_trial > cpus:
         raise NasError(
-            f"cpus_per_trial={config.cpus_per_trial} but the Ray cluster has only {cpus:g} CPUs"
+            f"cpus_per_trial={config.cpus_per_trial} but the Ray cluster has only {cpus:g} "
+            f"CPUs ({have}): no trial could start; ask for at most {cpus:g}"
         )
+    return device, gpt
+
+
+def check_resources(config: SearchConfig) -> None:
+    """Fail before anything is stored when a trial cannot fit the cluster the search will
+    use: the running Ray cluster, or for a local one not started yet this machine's CPUs and
+    GPUs. A remote cluster not connected yet is checked by :func:`resolve_resources`."""
+    import ray
+
+    if ray.is_initialized():
+        cluster = ray.cluster_resources()
+        _fit(config, float(cluster.get("CPU", 1)), float(cluster.get("GPU", 0)))
+    elif not (config.ray_address or os.environ.get("RAY_ADDRESS")):
+        import torch
+
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        _fit(config, float(os.cpu_count() or 1), float(gpus))
+
+
+def resolve_resources(config: SearchConfig) -> tuple[str, float, int]:
+    """(device, gpus per trial, concurrency) from the config and the Ray cluster.
+
+    A trial that trains or measures latency on CUDA gets ``gpus_per_trial`` GPUs, one when
+    that is 0 (Ray hides the GPUs from a trial that reserves none). A trial the cluster cannot
+    hold (more GPUs or CPUs than it has, CUDA without a GPU) fails here with one line naming
+    the resource and what the cluster has, before any trial runs: Ray would otherwise wait
+    for it for ever, every trial pending.
+    """
+    import ray
+
+    cluster = ray.cluster_resources()
+    gpus = float(cluster.get("GPU", 0))
+    cpus = float(cluster.get("CPU", 1))
+    device, gpt = _fit(config, cpus, gpus)
     if config.concurrency:
         concurrency = config.concurrency
     else:
