@@ -1,7 +1,9 @@
-"""Evaluate one architecture: train it, then measure its latency, parameters and FLOPs.
+"""Evaluate one architecture: measure its latency, parameters and FLOPs, then train it.
 
 This is what a search trial calls. The flat metrics dict it returns is what the trial
 reports (``accuracy``, ``accuracy_per_epoch``, ``latency_ms``, ... ; see :func:`evaluate`).
+Latency does not depend on the trained weights, so it is measured first: a trial reporting
+after every epoch (a search with a scheduler) knows its latency from the first report.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import copy
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,9 +44,13 @@ def evaluate(
     settings: EvalSettings | None = None,
     *,
     on_epoch: EpochCallback | None = None,
+    on_latency: Callable[[float], None] | None = None,
     weights_path: Path | None = None,
 ) -> Metrics:
-    """Train `arch` from `space` and measure it; return the flat metrics of the trial.
+    """Measure `arch` from `space` and train it; return the flat metrics of the trial.
+
+    ``on_latency(latency_ms)`` is called once the latency is known, before training;
+    ``on_epoch(epoch, accuracy, loss)`` after each epoch (see :func:`train_model`).
 
     Raises :class:`EvaluationError` when the candidate cannot be built, trained (NaN loss,
     an exception) or measured, and :class:`DatasetError` when the data cannot be loaded
@@ -64,10 +71,26 @@ def evaluate(
         state = copy.deepcopy(model.state_dict())
         profile = profile_model(model, input_shape, batch_size=1)  # type: ignore[arg-type]
         model.load_state_dict(state)
-        torch.manual_seed(settings.seed)  # dropout starts alike, whatever blocks were built
     except Exception as exc:
         raise EvaluationError(f"{label}: cannot build or profile the model: {_why(exc)}") from exc
 
+    try:  # timed as build_model returns it, before training moves it
+        stats, cached = _latency(model, space, arch, input_shape, num_classes, settings)
+    except (EvaluationError, TimeoutError) as exc:
+        raise EvaluationError(f"{label}: {exc}") from exc
+    latency = {
+        "latency_ms": stats.median_ms,
+        "latency_p90_ms": stats.p90_ms,
+        "latency_p10_ms": stats.p10_ms,
+        "latency_min_ms": stats.min_ms,
+        "latency_cv": stats.cv,
+        "latency_cached": int(cached),
+    }
+    if on_latency is not None:
+        on_latency(stats.median_ms)
+    # Dropout starts alike whatever blocks were built, and whether latency was measured
+    # (its random input draws from the global generator) or read from the cache.
+    torch.manual_seed(settings.seed)
     lock = measurement_lock()
     try:
         trained = train_model(model, data, settings, on_epoch=on_epoch, lock=lock)
@@ -97,22 +120,8 @@ def evaluate(
         weights_path.parent.mkdir(parents=True, exist_ok=True)
         torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, weights_path)
 
-    model.to(memory_format=torch.contiguous_format)  # timed as build_model returns it
-    try:
-        stats, cached = _latency(model, space, arch, input_shape, num_classes, settings)
-    except (EvaluationError, TimeoutError) as exc:
-        raise EvaluationError(f"{label}: {exc}") from exc
-    metrics.update(
-        {
-            "latency_ms": stats.median_ms,
-            "latency_p90_ms": stats.p90_ms,
-            "latency_p10_ms": stats.p10_ms,
-            "latency_min_ms": stats.min_ms,
-            "latency_cv": stats.cv,
-            "latency_cached": int(cached),
-            "eval_seconds": time.perf_counter() - started,
-        }
-    )
+    metrics.update(latency)
+    metrics["eval_seconds"] = time.perf_counter() - started
     return metrics
 
 

@@ -28,6 +28,8 @@ ATTR = {
     "interrupted": "nas.interrupted",
     "reused": "nas.reused_from",  # trial number whose training result was reused
     "started": "nas.started_at",  # when the trial began on its worker (asked earlier)
+    "rungs": "nas.rungs",  # mo-asha: {epoch: [accuracy, latency_ms]} at each rung reached
+    "stopped_at": "nas.stopped_at_epoch",  # mo-asha: the rung a PRUNED trial stopped at
 }
 
 #: Prefix of the study attributes of confirmation (:func:`nas.search.confirm.run_key`).

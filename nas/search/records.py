@@ -61,6 +61,24 @@ class TrialRecord(BaseModel):
         default=None,
         description="Why a confirmation run failed (the single-seed result is kept).",
     )
+    epochs_trained: int | None = Field(
+        default=None,
+        description="Epochs this trial trained (0: it reused an earlier trial's result).",
+    )
+    stopped_at_epoch: int | None = Field(
+        default=None, description="The rung at which mo-asha stopped this trial (PRUNED)."
+    )
+
+    @model_validator(mode="after")
+    def _epochs(self) -> TrialRecord:
+        """Epochs trained and the stopping rung, read from the trial's metrics."""
+        if self.epochs_trained is None and "reused_from_trial" in self.metrics:
+            self.epochs_trained = 0
+        elif self.epochs_trained is None and _number(self.metrics.get("epochs")):
+            self.epochs_trained = int(self.metrics["epochs"])
+        if self.stopped_at_epoch is None and _number(self.metrics.get("stopped_at_epoch")):
+            self.stopped_at_epoch = int(self.metrics["stopped_at_epoch"])
+        return self
 
     @model_validator(mode="after")
     def _single_seed_summary(self) -> TrialRecord:
@@ -75,8 +93,11 @@ class TrialRecord(BaseModel):
 
     @property
     def finished(self) -> bool:
-        """Counts towards the budget: complete, or failed by itself (not interrupted)."""
-        return self.state == "COMPLETE" or (self.state == "FAIL" and not self.interrupted)
+        """Counts towards the budget: complete, stopped early (PRUNED), or failed by itself
+        (not interrupted)."""
+        if self.state in ("COMPLETE", "PRUNED"):
+            return True
+        return self.state == "FAIL" and not self.interrupted
 
 
 def _number(value: Any) -> bool:
@@ -94,6 +115,8 @@ class SearchProgress(BaseModel):
     failed: int
     budget: int
     front_size: int
+    stopped: int = Field(default=0, description="Trials stopped early by the scheduler.")
+    epochs: int = Field(default=0, description="Training epochs spent by finished trials.")
     elapsed_s: float
     eta_s: float | None = None
     phase: Literal["trials", "confirming"] = "trials"

@@ -3,6 +3,8 @@
 A :class:`SearchRun` lives in the calling process next to the Optuna study; Ray workers never
 see it. It tells Optuna each finished trial (every objective, or FAIL: never left RUNNING),
 hands the trial to MLflow, and answers the stop requests (``should_stop``, Ctrl-C).
+With the mo-asha scheduler it also keeps each trial's rung results in the study
+(:meth:`SearchRun.record_rung`) and tells Optuna a trial stopped at a rung as PRUNED.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from nas.search.config import SearchConfig
 from nas.search.confirm import estimated_runs
 from nas.search.records import SearchProgress, TrialRecord
 from nas.search.store import compute_pareto, jsonable, trial_record
-from nas.search.trainable import ERROR, FAILED, METRICS, STARTED
+from nas.search.trainable import ERROR, FAILED, METRICS, PARTIAL, STARTED
 
 __all__ = ["SearchRun", "install_sigint"]
 
@@ -58,6 +60,9 @@ class SearchRun:
         self.lock = threading.Lock()
         self.run_ids: dict[str, str] = dict(study.user_attrs.get(ATTR["runs"]) or {})
         self.stop_flag = threading.Event()
+        self.asked: dict[int, Any] = {}  # trial number -> Optuna trial handed to Tune
+        self.stopped: dict[int, int] = {}  # trial number -> rung epoch it stopped at
+        self.rungs: dict[int, dict[str, list[float]]] = {}  # trial number -> rung results
 
     def stop(self) -> bool:
         """Whether the search must stop (asked by ``should_stop`` or Ctrl-C); sticky."""
@@ -74,8 +79,9 @@ class SearchRun:
     def progress(self) -> SearchProgress:
         """Counts, front size and an ETA from the trials finished in this process."""
         done, failed = self.counts()
+        records = list(self.records.values())
         elapsed = time.monotonic() - self.started
-        front = compute_pareto(list(self.records.values()), self.config.objectives)
+        front = compute_pareto(records, self.config.objectives)
         # Confirmation runs follow the budget and take about a trial's time each.
         remaining = max(0, self.config.budget - done) + estimated_runs(self.config, len(front))
         eta = elapsed / self.finished_here * remaining if self.finished_here else None
@@ -86,6 +92,8 @@ class SearchRun:
             front_size=len(front),
             elapsed_s=elapsed,
             eta_s=eta,
+            stopped=sum(r.state == "PRUNED" for r in records),
+            epochs=sum(r.epochs_trained or 0 for r in records if r.finished),
         )
 
     def completed_twin(self, arch_id: str) -> TrialRecord | None:
@@ -105,8 +113,30 @@ class SearchRun:
             self.records[number].mlflow_run_id = run_id
         self.study.set_user_attr(ATTR["runs"], runs)
 
+    def remember(self, ot_trial: Any) -> None:
+        """Keep the Optuna trial handed to Tune, so rung results can be written to it."""
+        with self.lock:
+            self.asked[ot_trial.number] = ot_trial
+
+    def record_rung(self, number: int, epoch: int, entry: Any, promoted: bool) -> None:
+        """Keep a trial's result at a rung in the study (a resumed search reloads it), and
+        whether it stopped there (its outcome is then PRUNED)."""
+        with self.lock:
+            ot_trial = self.asked.get(number)
+            rungs = self.rungs.setdefault(number, {})
+            rungs[str(epoch)] = [entry.accuracy, entry.latency_ms]
+            rungs = dict(rungs)
+            if not promoted:
+                self.stopped[number] = epoch
+        if ot_trial is None:
+            return
+        try:
+            ot_trial.set_user_attr(ATTR["rungs"], rungs)
+        except Exception as exc:  # the decision stands; the record is only for resume
+            log.warning("keeping trial %s's rung result failed: %s", number, exc)
+
     def finish_trial(self, ot_trial: Any, result: dict[str, Any] | None, error: bool) -> None:
-        """Record one Ray trial's outcome in Optuna (COMPLETE or FAIL) and MLflow."""
+        """Record one Ray trial's outcome in Optuna (COMPLETE, PRUNED or FAIL) and MLflow."""
         import optuna
 
         objectives = self.config.objectives
@@ -114,6 +144,15 @@ class SearchRun:
         values: list[float] | None = None
         err: str | None = None
         interrupted = False
+        with self.lock:
+            self.asked.pop(ot_trial.number, None)
+            stopped_at = self.stopped.get(ot_trial.number)
+        if result is not None and result.get(PARTIAL):
+            if stopped_at is None:  # stopped by the search's end, not by a rung
+                result = None
+            else:
+                self._prune(ot_trial, result, stopped_at)
+                return
         if result is not None and result.get(FAILED) is False:
             metrics = json.loads(result[METRICS])
             values = [float(result[o]) for o in objectives]
@@ -141,6 +180,25 @@ class SearchRun:
         state = optuna.trial.TrialState.COMPLETE if values else optuna.trial.TrialState.FAIL
         # The record is read back from the finished trial, like every stored one.
         record = trial_record(self.study.tell(ot_trial, values, state=state), objectives)
+        self._finished(record, interrupted)
+
+    def _prune(self, ot_trial: Any, result: dict[str, Any], epoch: int) -> None:
+        """Tell Optuna a trial stopped at rung ``epoch``: PRUNED, its last accuracy and its
+        epochs kept in the metrics attribute (values cannot be told with PRUNED)."""
+        import optuna
+
+        metrics = json.loads(result[METRICS]) | {"epochs": epoch, "stopped_at_epoch": epoch}
+        ot_trial.set_user_attr(ATTR["metrics"], jsonable(metrics))
+        ot_trial.set_user_attr(ATTR["stopped_at"], epoch)
+        started_at = _started_at(result, ot_trial)
+        if started_at is not None and started_at != ot_trial.datetime_start:
+            ot_trial.set_user_attr(ATTR["started"], started_at.isoformat())
+        state = optuna.trial.TrialState.PRUNED
+        record = trial_record(self.study.tell(ot_trial, state=state), self.config.objectives)
+        self._finished(record, False)
+
+    def _finished(self, record: TrialRecord, interrupted: bool) -> None:
+        """Hand a told trial to MLflow, the records and the callbacks."""
         if self.tracker is not None and not interrupted:
             self.tracker.submit_trial(record.model_copy(), self.search_id, self._logged)
         with self.lock:

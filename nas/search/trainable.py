@@ -6,6 +6,10 @@ a FAIL Optuna trial (:meth:`nas.search.run.SearchRun.finish_trial`; telling Optu
 NaN objective would fail or mis-mark the trial).
 Every result, complete or failed, says where the trial ran (:func:`placement`: the Ray node id
 and the host name), as string entries of the trial's metrics.
+
+In a search with a scheduler (``payload["per_epoch"]``) the trial also reports after every
+epoch but the last (:class:`EpochReporter`): the accuracy so far and the latency, measured
+before training, with ``nas_partial=True``; the scheduler may stop it at any of them.
 """
 
 from __future__ import annotations
@@ -22,12 +26,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["evaluate_candidate", "nas_trainable", "placement", "prepare_worker"]
+__all__ = ["EpochReporter", "evaluate_candidate", "nas_trainable", "placement", "prepare_worker"]
 
 FAILED = "nas_failed"
 ERROR = "nas_error"
 METRICS = "nas_metrics"
 STARTED = "nas_started"
+EPOCH = "nas_epoch"
+"""Result key of a per-epoch search: epochs trained when the result was reported."""
+PARTIAL = "nas_partial"
+"""Result key of a per-epoch search: True for a result before the trial's last epoch."""
 
 
 def placement() -> dict[str, str]:
@@ -52,21 +60,24 @@ def evaluate_candidate(
     trial_fn: Callable[..., dict[str, Any]] | None,
     weights_path: Path | None,
     where: dict[str, str] | None = None,
+    hooks: dict[str, Callable[..., None]] | None = None,
 ) -> dict[str, Any]:
     """Run the trial function and turn its outcome into a flat result dict (never raises).
 
     ``where`` (see :func:`placement`) is added to the metrics, of a failed trial too.
+    ``hooks`` (``on_epoch``, ``on_latency``) are passed to ``evaluate`` or ``trial_fn``.
     """
     where = dict(where or {})
+    hooks = dict(hooks or {})
     try:
         if trial_fn is None:
             from nas.evaluation import evaluate
 
             if weights_path is not None:
                 weights_path.parent.mkdir(parents=True, exist_ok=True)
-            metrics = evaluate(space, arch, settings, weights_path=weights_path)
+            metrics = evaluate(space, arch, settings, weights_path=weights_path, **hooks)
         else:
-            metrics = trial_fn(space, arch, settings)
+            metrics = trial_fn(space, arch, settings, **hooks)
         metrics = dict(metrics)
         for name in objectives:
             value = metrics.get(name)
@@ -122,6 +133,46 @@ def _is_oom(exc: BaseException) -> bool:
     return name == "OutOfMemoryError" or "out of memory" in str(exc).lower()
 
 
+class EpochReporter:
+    """Reports a trial's accuracy after each epoch before its last to Ray Tune, with the
+    latency and the other objectives (NaN until known: Tune wants every metric named)."""
+
+    def __init__(self, number: int, objectives: list[str], epochs: int, started: float) -> None:
+        self.number = number
+        self.objectives = objectives
+        self.epochs = epochs
+        self.started = started
+        self.latency_ms = math.nan
+        self.curve: list[float] = []
+
+    def on_latency(self, latency_ms: float) -> None:
+        """The latency, measured before training."""
+        self.latency_ms = float(latency_ms)
+
+    def on_epoch(self, epoch: int, accuracy: float, loss: float) -> None:
+        """Report one epoch (the last one is reported with the full result)."""
+        from ray import tune
+
+        self.curve.append(float(accuracy))
+        if epoch >= self.epochs:
+            return
+        metrics = {
+            "accuracy": float(accuracy),
+            "accuracy_per_epoch": list(self.curve),
+            "latency_ms": self.latency_ms,
+            "epochs": epoch,
+            "loss": float(loss),
+        } | placement()
+        result: dict[str, Any] = {name: math.nan for name in self.objectives}
+        result |= {"accuracy": float(accuracy), "latency_ms": self.latency_ms}
+        result |= {FAILED: False, METRICS: json.dumps(metrics), EPOCH: epoch, PARTIAL: True}
+        tune.report(result | {"nas_number": self.number, STARTED: self.started})
+
+    def hooks(self) -> dict[str, Callable[..., None]]:
+        """The keyword arguments of ``evaluate`` that call this reporter."""
+        return {"on_epoch": self.on_epoch, "on_latency": self.on_latency}
+
+
 def prepare_worker(payload: dict[str, Any]) -> None:
     """Give this Ray worker the search's workspace (its measurement locks and latency cache
     are per node) and its CPU threads; every trial and confirmation run starts with it."""
@@ -145,15 +196,22 @@ def nas_trainable(config: dict[str, Any], payload: dict[str, Any]) -> None:
         result = reuse_result(reuse, payload["objectives"], weights_path, placement())
         tune.report(result | {"nas_number": number, STARTED: started})
         return
+    settings = payload["settings"]
+    reporter = None
+    if payload.get("per_epoch"):
+        reporter = EpochReporter(number, payload["objectives"], settings.epochs, started)
     result = evaluate_candidate(
         payload["space"],
         config["nas_arch"],
-        payload["settings"],
+        settings,
         payload["objectives"],
         payload.get("trial_fn"),
         weights_path,
         placement(),
+        reporter.hooks() if reporter is not None else None,
     )
     result["nas_number"] = number
     result[STARTED] = started
+    if reporter is not None:
+        result |= {EPOCH: settings.epochs, PARTIAL: False}
     tune.report(result)

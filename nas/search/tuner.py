@@ -18,6 +18,7 @@ from ray import tune
 
 from nas import workspace
 from nas.search.attrs import ATTR
+from nas.search.mo_asha import make_scheduler
 from nas.search.resources import ensure_ray, eval_settings, resolve_resources
 from nas.search.run import SearchRun
 from nas.search.samplers import make_sampler
@@ -37,6 +38,8 @@ def define_trial(trial: Any, space: Any, run: SearchRun | None, reuse: bool) -> 
     from nas.space import suggest
 
     arch = suggest(trial, space)
+    if run is not None:
+        run.remember(trial)
     trial.set_user_attr(ATTR["arch"], jsonable(arch.to_dict()))
     trial.set_user_attr(ATTR["arch_id"], arch.id)
     config = {"nas_arch": arch, "nas_number": trial.number}
@@ -84,6 +87,7 @@ def fit(
         "trial_fn": trial_fn,
         "nas_home": str(home),
         "threads": config.cpus_per_trial,
+        "per_epoch": config.scheduler != "none",
         "weights_dir": None
         if trial_fn is not None
         else str(home / "searches" / run.search_id / "trials"),
@@ -97,6 +101,7 @@ def fit(
         trainable,
         tune_config=tune.TuneConfig(
             search_alg=searcher,
+            scheduler=make_scheduler(run, study, settings.epochs),
             num_samples=remaining,
             max_concurrent_trials=min(concurrency, remaining),
             reuse_actors=True,

@@ -1,0 +1,127 @@
+"""Searches with the mo-asha scheduler on `tiny`, with a stand-in that reports every epoch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import optuna
+import pytest
+
+from nas.search import SearchConfig, load_search, run_search
+from nas.search.attrs import ATTR
+from nas.search.store import get_storage
+
+pytestmark = pytest.mark.usefixtures("ray_session")
+
+EPOCHS = 4  # rungs at 1 and 2 epochs with min_epochs 1, eta 2
+
+
+def epoch_trial_fn() -> Callable[..., dict[str, Any]]:
+    """A stand-in for ``evaluate`` that calls ``on_latency`` then ``on_epoch`` per epoch,
+    its accuracy rising to a final value set by the arch's attention choices."""
+
+    def trial_fn(
+        space: Any,
+        arch: Any,
+        settings: Any,
+        on_epoch: Callable[..., None] | None = None,
+        on_latency: Callable[[float], None] | None = None,
+    ) -> dict[str, Any]:
+        import hashlib
+
+        stages = arch.to_dict()["stages"]
+        used = sum(s["attention"] != "none" for s in stages)
+        jitter = int(hashlib.sha256(arch.to_json().encode()).hexdigest()[:6], 16) / 16**6
+        final = 0.5 + 0.1 * used + 0.1 * jitter
+        latency = 1.0 + 0.5 * used + 0.5 * (1 - jitter)
+        if on_latency is not None:
+            on_latency(latency)
+        curve = [final * e / settings.epochs for e in range(1, settings.epochs + 1)]
+        for epoch, accuracy in enumerate(curve, 1):
+            if on_epoch is not None:
+                on_epoch(epoch, accuracy, 1.0 - accuracy)
+        return {
+            "accuracy": final,
+            "accuracy_per_epoch": curve,
+            "latency_ms": latency,
+            "epochs": settings.epochs,
+            "params": 1000 + 100 * used,
+            "flops": 5000,
+        }
+
+    trial_fn.deterministic = True  # type: ignore[attr-defined]
+    return trial_fn
+
+
+def _config(mlflow_uri: str, **kw: Any) -> SearchConfig:
+    base = {
+        "space": "tiny",
+        "dataset": "synthetic",
+        "budget": 10,
+        "concurrency": 2,
+        "epochs": EPOCHS,
+        "scheduler": "mo-asha",
+        "min_epochs": 1,
+        "eta": 2,
+        "confirm_seeds": 0,
+        "mlflow_uri": mlflow_uri,
+    }
+    return SearchConfig(**(base | kw))
+
+
+def _rungs(study_name: str) -> dict[int, dict[str, list[float]]]:
+    study = optuna.load_study(study_name=study_name, storage=get_storage())
+    return {t.number: t.user_attrs.get(ATTR["rungs"], {}) for t in study.trials}
+
+
+def test_mo_asha_search_stops_trials_that_never_reach_the_front(mlflow_uri: str) -> None:
+    result = run_search(_config(mlflow_uri), trial_fn=epoch_trial_fn())
+    assert result.state == "completed"
+    pruned = [t for t in result.trials if t.state == "PRUNED"]
+    complete = [t for t in result.trials if t.state == "COMPLETE"]
+    assert pruned and complete
+    assert len(pruned) + len(complete) == 10
+    front = {t.number for t in result.pareto}
+    assert front and not front & {t.number for t in pruned}
+    for t in pruned:
+        assert t.stopped_at_epoch in (1, 2)
+        assert t.epochs_trained == t.stopped_at_epoch
+        assert t.values == {}
+        assert t.metrics["accuracy"] > 0 and t.metrics["epochs"] == t.stopped_at_epoch
+    for t in complete:
+        assert t.epochs_trained in (EPOCHS, 0)  # 0: a repeated architecture reused a result
+        assert t.stopped_at_epoch is None
+    rungs = _rungs(result.study_name)
+    for t in pruned:  # every rung it reached is kept, the stopping one last
+        assert max(int(e) for e in rungs[t.number]) == t.stopped_at_epoch
+    trained = [t for t in complete if t.epochs_trained]
+    assert all(set(rungs[t.number]) == {"1", "2"} for t in trained)
+    # Read back from storage, the records say the same.
+    again = load_search(result.search_id)
+    assert [t.model_dump() for t in again.trials] == [t.model_dump() for t in result.trials]
+
+
+def test_resumed_mo_asha_search_keeps_its_rung_records(mlflow_uri: str) -> None:
+    finished: list[int] = []
+    first = run_search(
+        _config(mlflow_uri),
+        trial_fn=epoch_trial_fn(),
+        on_trial=lambda r: finished.append(r.number),
+        should_stop=lambda: len(finished) >= 3,
+    )
+    assert first.state == "cancelled"
+    before = _rungs(first.study_name)
+    assert sum(bool(r) for r in before.values()) >= 3
+    interrupted = [t for t in first.trials if t.interrupted]
+    assert all(t.state == "FAIL" and t.stopped_at_epoch is None for t in interrupted)
+
+    second = run_search(_config(mlflow_uri), search_id=first.search_id, trial_fn=epoch_trial_fn())
+    assert second.state == "completed"
+    assert sum(t.finished for t in second.trials) == 10
+    after = _rungs(second.study_name)
+    for number, rungs in before.items():  # earlier rung results, mid-rung ones too, stay
+        assert after[number] == rungs
+    assert not {t.number for t in second.pareto} & {
+        t.number for t in second.trials if t.state == "PRUNED"
+    }
