@@ -35,9 +35,11 @@ Start neural-architecture searches and read their results.
 survives a restart of the service and resumes from its stored trials. Poll
 `GET /searches/{id}` for its status and progress, then read `GET /searches/{id}/pareto`.
 
-When the service has an API key (`NAS_API_KEY`), every route except `/health` requires it,
-in the `X-API-Key` header or as `Authorization: Bearer <key>`. Errors are JSON
-`{"detail": "..."}` whose message says what to fix. This page and `/redoc` work offline.
+When the service has an API key (`NAS_API_KEY`), every route requires it, in the `X-API-Key`
+header or as `Authorization: Bearer <key>`, except `/health` and this documentation (`/docs`,
+`/redoc`, `/openapi.json`: the API's shape, no data; use **Authorize** here to send the key).
+Errors are JSON `{"detail": "..."}` whose message says what to fix. This page and `/redoc`
+work offline.
 """
 
 TAGS = [

@@ -37,7 +37,8 @@ class Settings(BaseSettings):
     api_key: str | None = Field(
         default=None,
         validation_alias=_env("NAS_API_KEY", "api_key"),
-        description="When set, every route but /health requires it (X-API-Key or Bearer).",
+        description="When set, every route but /health and the API docs (/docs, /redoc, "
+        "/openapi.json) requires it (X-API-Key or Bearer).",
     )
     max_budget: int = Field(
         default=1000,

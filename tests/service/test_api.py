@@ -302,6 +302,24 @@ def test_api_key(app: Any, client: Any) -> None:
 
 
 @sqlite_only
+def test_the_api_docs_are_open_with_an_api_key_and_hold_no_data(app: Any, client: Any) -> None:
+    """Decided: /docs, /redoc and /openapi.json need no key (a browser cannot send one to load
+    them); they describe the routes, and every data route still answers 401."""
+    app.state.settings.api_key = "s3cret"
+    for path in ("/docs", "/redoc", "/openapi.json"):
+        assert client.get(path).status_code == 200, path
+    schema = client.get("/openapi.json").json()
+    assert "except `/health` and this documentation" in schema["info"]["description"]
+    protected = [
+        path
+        for path, ops in schema["paths"].items()
+        for op in ops.values()
+        if "401" in op["responses"]
+    ]
+    assert set(schema["paths"]) - set(protected) == {"/health"}
+
+
+@sqlite_only
 def test_openapi_documents_every_route(client: Any) -> None:
     schema = client.get("/openapi.json").json()
     expected = {
