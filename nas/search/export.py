@@ -1,4 +1,10 @@
-"""Export a trained trial: its weights as a TorchScript module or a reloadable state dict.
+"""Export a trained trial: a TorchScript module, a reloadable state dict or an ONNX model.
+
+ONNX (the ``[onnx]`` extra): exported by :mod:`nas.onnx_export` (TorchScript-based exporter,
+opset 17, input ``input`` with a dynamic batch axis, output ``output``), checked with
+``onnx.checker``, run in ONNX Runtime at batch 1 and 8 and compared with PyTorch on the same
+seeded inputs; the export fails past a max abs difference of 1e-4. The search id, trial number
+and architecture go into the model's metadata (``nas.search_id``, ``nas.trial``, ``nas.arch``).
 
 Every completed trial's trained weights are saved by ``evaluate(weights_path=...)`` to
 ``$NAS_HOME/searches/<id>/trials/<number>.pt`` on the machine that trained it. When that file
@@ -8,6 +14,7 @@ trial is re-trained deterministically from its stored settings and seed, then ex
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,9 +23,29 @@ from nas.errors import NasError
 from nas.search.records import SearchResult
 from nas.search.store import load_search
 
-__all__ = ["EXPORT_FORMATS", "export_trial", "search_space", "trial_arch", "weights_path"]
+__all__ = [
+    "EXPORT_FORMATS",
+    "OnnxExport",
+    "export_trial",
+    "export_trial_onnx",
+    "search_space",
+    "trial_arch",
+    "weights_path",
+]
 
-EXPORT_FORMATS = ("torchscript", "state_dict")
+EXPORT_FORMATS = ("torchscript", "state_dict", "onnx")
+ExportFormat = Literal["torchscript", "state_dict", "onnx"]
+
+
+@dataclass(frozen=True)
+class OnnxExport:
+    """Where an ONNX export was written and how closely ONNX Runtime reproduces PyTorch."""
+
+    path: Path
+    max_abs_diff: dict[int, float]
+    """Per batch size (1 and 8), the largest absolute difference of the outputs."""
+    opset: int
+    exporter: str
 
 
 def weights_path(search_id: str, number: int) -> Path:
@@ -55,7 +82,7 @@ def export_trial(
     search_id: str,
     number: int,
     *,
-    format: Literal["torchscript", "state_dict"] = "torchscript",
+    format: ExportFormat = "torchscript",
     output: str | Path,
     storage: str | None = None,
 ) -> Path:
@@ -64,11 +91,70 @@ def export_trial(
     ``torchscript``: a traced module, ``torch.jit.load(path)`` runs it. ``state_dict``: a dict
     with ``state_dict``, ``arch`` (``Arch.to_dict()``), ``space`` (the space document) and
     ``num_classes``; rebuild with ``build_model(parse_space(d["space"]),
-    Arch.from_dict(d["arch"]), d["num_classes"])`` and ``load_state_dict``.
+    Arch.from_dict(d["arch"]), d["num_classes"])`` and ``load_state_dict``. ``onnx``: see
+    :func:`export_trial_onnx`.
     """
     if format not in EXPORT_FORMATS:
         choices = ", ".join(EXPORT_FORMATS)
         raise NasError(f"unknown export format {format!r}; choose from {choices}")
+    if format == "onnx":
+        return export_trial_onnx(search_id, number, output=output, storage=storage).path
+    import torch
+
+    model, space, arch, num_classes = _trained_model(search_id, number, storage)
+    output = _prepare(output)
+    if format == "state_dict":
+        torch.save(
+            {
+                "state_dict": model.state_dict(),
+                "arch": arch.to_dict(),
+                "space": space.to_dict(),
+                "num_classes": num_classes,
+                "search_id": search_id,
+                "trial": number,
+            },
+            output,
+        )
+    else:
+        example = torch.zeros(1, *[int(v) for v in space.input_shape])
+        with torch.no_grad():
+            traced = torch.jit.trace(model, example, check_trace=False)
+        traced.save(str(output))
+    return output
+
+
+def export_trial_onnx(
+    search_id: str, number: int, *, output: str | Path, storage: str | None = None
+) -> OnnxExport:
+    """Write trial ``number``'s trained model as ONNX to ``output``, checked against PyTorch.
+
+    Raises :class:`NasError` naming the ``[onnx]`` extra when it is not installed, and
+    :class:`nas.onnx_export.OnnxExportError` when the network does not export or ONNX
+    Runtime's outputs differ from PyTorch's by more than 1e-4.
+    """
+    from nas.onnx_export import require_onnx
+
+    onnx, _ = require_onnx("ONNX export (format onnx)")
+    from nas.onnx_export import export_checked
+
+    model, space, arch, _ = _trained_model(search_id, number, storage)
+    check = export_checked(model, space.input_shape, batch_sizes=(1, 8))
+    proto = onnx.load_from_string(check.data)
+    metadata = {"nas.search_id": search_id, "nas.trial": str(number), "nas.arch": arch.to_json()}
+    onnx.helper.set_model_props(proto, metadata)
+    output = _prepare(output)
+    output.write_bytes(proto.SerializeToString())
+    return OnnxExport(output, check.max_abs_diff, check.opset, check.exporter)
+
+
+def _prepare(output: str | Path) -> Path:
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    return output
+
+
+def _trained_model(search_id: str, number: int, storage: str | None) -> tuple[Any, Any, Any, int]:
+    """(model in eval mode with the trained weights, space, arch, class count) of a trial."""
     result = load_search(search_id, storage)
     record = result.trial(number)
     if record.state != "COMPLETE":
@@ -93,26 +179,7 @@ def export_trial(
     model = build_model(space, arch, num_classes=int(num_classes))
     model.load_state_dict(state)
     model.eval()
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    if format == "state_dict":
-        torch.save(
-            {
-                "state_dict": model.state_dict(),
-                "arch": arch.to_dict(),
-                "space": space.to_dict(),
-                "num_classes": int(num_classes),
-                "search_id": search_id,
-                "trial": number,
-            },
-            output,
-        )
-    else:
-        example = torch.zeros(1, *[int(v) for v in space.input_shape])
-        with torch.no_grad():
-            traced = torch.jit.trace(model, example, check_trace=False)
-        traced.save(str(output))
-    return output
+    return model, space, arch, int(num_classes)
 
 
 def _retrain(result: SearchResult, space: Any, arch: Any, path: Path) -> None:
