@@ -26,6 +26,7 @@ from nas.search.store import load_search
 __all__ = [
     "EXPORT_FORMATS",
     "OnnxExport",
+    "TrialNotComplete",
     "export_trial",
     "export_trial_onnx",
     "search_space",
@@ -35,6 +36,10 @@ __all__ = [
 
 EXPORT_FORMATS = ("torchscript", "state_dict", "onnx")
 ExportFormat = Literal["torchscript", "state_dict", "onnx"]
+
+
+class TrialNotComplete(NasError):
+    """The trial asked for did not complete, so it has no trained weights to export."""
 
 
 @dataclass(frozen=True)
@@ -158,7 +163,7 @@ def _trained_model(search_id: str, number: int, storage: str | None) -> tuple[An
     result = load_search(search_id, storage)
     record = result.trial(number)
     if record.state != "COMPLETE":
-        raise NasError(
+        raise TrialNotComplete(
             f"trial {number} of search {search_id} is {record.state}"
             f"{' (' + record.error + ')' if record.error else ''}; only complete trials "
             "have trained weights"
