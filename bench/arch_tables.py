@@ -213,5 +213,3 @@ def agreement(a: Table, b: Table) -> tuple[float, float, int]:
         for k in (0, 1)
     )
     return accuracy, latency, len(common)
-
-
