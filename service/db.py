@@ -8,7 +8,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["create_db_engine", "init_db", "is_sqlite", "make_sessionmaker"]
+__all__ = ["check_writable", "create_db_engine", "init_db", "is_sqlite", "make_sessionmaker"]
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -78,3 +78,14 @@ def init_db(engine: Engine) -> None:
     from service.migrations import upgrade
 
     upgrade(engine)
+
+
+def check_writable(engine: Engine) -> None:
+    """Take the write lock once and let it go (SQLite ``BEGIN IMMEDIATE``): a database on a
+    read-only file system fails here with OperationalError, not at the first submission."""
+    if not is_sqlite(engine):
+        return
+    with engine.connect() as raw:
+        conn = raw.execution_options(sqlite_begin="IMMEDIATE")
+        with conn.begin() as transaction:
+            transaction.rollback()

@@ -105,7 +105,7 @@ def _install_handlers(app: FastAPI) -> None:
     @app.exception_handler(OperationalError)
     async def _db_down(_request: Request, exc: OperationalError) -> JSONResponse:
         log.error("database error: %s", exc)
-        return JSONResponse(
+        return storage_error(exc) or JSONResponse(
             status_code=503,
             content={"detail": "the service database is unavailable; retry shortly"},
             headers={"Retry-After": "5"},
@@ -117,6 +117,25 @@ def _install_handlers(app: FastAPI) -> None:
         return JSONResponse(
             status_code=500, content={"detail": "internal database error; see the service log"}
         )
+
+
+_STORAGE_ERRORS = {
+    "database or disk is full": (507, "the service database's disk is full; free space on it"),
+    "No space left on device": (507, "the service database's disk is full; free space on it"),
+    "readonly database": (503, "the service database is read-only; make it writable"),
+    "Read-only file system": (503, "the service database is read-only; make it writable"),
+}
+
+
+def storage_error(exc: OperationalError) -> JSONResponse | None:
+    """A 507 for a full disk and a 503 naming a read-only database, else None. Reads still
+    work in both cases; nothing written before is touched."""
+    for marker, (code, detail) in _STORAGE_ERRORS.items():
+        if marker in str(exc.orig):
+            return JSONResponse(
+                status_code=code, content={"detail": detail}, headers={"Retry-After": "60"}
+            )
+    return None
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -140,6 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors = {
         401: {"model": _error_model(), "description": "Missing or wrong API key."},
         503: {"model": _error_model(), "description": "The database is unavailable."},
+        507: {"model": _error_model(), "description": "The database's disk is full."},
     }
     for router in (searches.router, spaces.router, blocks.router):
         app.include_router(router, dependencies=protected, responses=errors)

@@ -120,21 +120,49 @@ class _Supervisor:
                 proc.wait()
 
 
+def _check_home_writable() -> None:
+    """NAS_HOME (the workers' Optuna, MLflow and weight stores) takes a file, or NasError."""
+    import tempfile
+
+    from nas.errors import NasError
+    from nas.workspace import home
+
+    folder = os.environ.get("NAS_HOME", "$NAS_HOME")
+    try:
+        folder = str(home())  # creates it
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise NasError(
+            f"NAS_HOME {folder} is not writable ({exc.strerror}): the service stores its "
+            "searches there; point NAS_HOME at a writable folder"
+        ) from None
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
+    from sqlalchemy.exc import OperationalError
 
     from nas.errors import NasError
     from service.core.config import get_settings
-    from service.db import create_db_engine
+    from service.db import check_writable, create_db_engine
     from service.migrations import upgrade
 
     if args.workers < 0:
         raise NasError(f"--workers {args.workers}: give 0 or more worker processes")
     settings = get_settings()
     # Migrate before the workers poll; a database newer than this code stops here (one line).
+    _check_home_writable()
     engine = create_db_engine(settings.database_url)
-    before, after = upgrade(engine)
-    engine.dispose()
+    try:
+        before, after = upgrade(engine)
+        check_writable(engine)
+    except OperationalError as exc:
+        url = engine.url.render_as_string(hide_password=True)
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise NasError(f"cannot open the service database {url}: {reason}") from None
+    finally:
+        engine.dispose()
     if before != after:
         print(f"nas serve: service database migrated from {before or 'no revision'} to {after}")
     supervisor = _Supervisor(args.workers, args.log_level)
