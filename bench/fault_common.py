@@ -114,10 +114,3 @@ class Server:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
         return float("nan")
-
-
-def count_trials(client: httpx.Client, search_id: str) -> tuple[int, int, int]:
-    """(finished trials, distinct numbers among them, all rows) of a search, via the API."""
-    page = client.get(f"/searches/{search_id}/trials", params={"limit": 1000}).json()
-    finished = [t["number"] for t in page["data"] if t["state"] in ("COMPLETE", "FAIL")]
-    return len(finished), len(set(finished)), page["count"]

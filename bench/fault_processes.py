@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -90,12 +91,21 @@ def _mentioning(marker: str) -> list[int]:
     return pids
 
 
-def _finished(client: httpx.Client, search_id: str) -> dict[int, Any]:
+def finished_trials(client: httpx.Client, search_id: str) -> dict[int, Any]:
+    """The search's finished trials by number: complete, or failed on their own (not a trial
+    interrupted by a killed worker, which the search runs again under a new number)."""
     page = client.get(f"/searches/{search_id}/trials", params={"limit": 1000}).json()
-    return {t["number"]: t for t in page["data"] if t["state"] in ("COMPLETE", "FAIL")}
+    return {
+        t["number"]: t
+        for t in page["data"]
+        if t["state"] == "COMPLETE" or (t["state"] == "FAIL" and not t["interrupted"])
+    }
 
 
-def _wait(client: httpx.Client, search_id: str, ok: Callable[[dict[str, Any]], bool], s: float):
+def wait_for(
+    client: httpx.Client, search_id: str, ok: Callable[[dict[str, Any]], bool], s: float
+) -> dict[str, Any] | None:
+    """The search's body once ``ok(body)``, or None after ``s`` seconds."""
     deadline = time.monotonic() + s
     while time.monotonic() < deadline:
         with contextlib.suppress(httpx.HTTPError, ValueError):
@@ -106,18 +116,23 @@ def _wait(client: httpx.Client, search_id: str, ok: Callable[[dict[str, Any]], b
     return None
 
 
-def _finished_status(body: dict[str, Any]) -> bool:
+def is_finished(body: dict[str, Any]) -> bool:
+    """Whether a search body has a final status."""
     return body["status"] in ("completed", "failed", "cancelled")
 
 
-def _outcome(client: httpx.Client, search_id: str, before: dict[int, Any], budget: int):
+def outcome(
+    client: httpx.Client, search_id: str, before: dict[int, Any], budget: int
+) -> tuple[int, int, str]:
     """(lost, duplicated, detail) of a finished search against the trials seen ``before``."""
     page = client.get(f"/searches/{search_id}/trials", params={"limit": 1000}).json()
     numbers = [t["number"] for t in page["data"]]
-    after = _finished(client, search_id)
+    after = finished_trials(client, search_id)
     changed = [n for n, t in before.items() if n not in after or after[n]["values"] != t["values"]]
     lost = len(changed) + max(budget - len(after), 0)
-    return lost, len(numbers) - len(set(numbers)), f"{len(after)}/{budget} trials finished"
+    interrupted = sum(t["interrupted"] for t in page["data"])
+    detail = f"{len(after)}/{budget} trials finished ({interrupted} interrupted, run again)"
+    return lost, len(numbers) - len(set(numbers)), detail
 
 
 def postgres_outage(home: Path) -> Row:
@@ -143,7 +158,7 @@ def postgres_outage(home: Path) -> Row:
                 body = {**SEARCH, "budget": budget, "confirm_seeds": 0}
                 search_id = client.post("/searches", json=body).json()["id"]
                 deadline = time.monotonic() + 300
-                while len(before := _finished(client, search_id)) < 2:
+                while len(before := finished_trials(client, search_id)) < 2:
                     if time.monotonic() > deadline:
                         return Row(name, expected, "no 2 trials in 300 s: " + server.tail(300))
                     time.sleep(0.5)
@@ -166,12 +181,12 @@ def postgres_outage(home: Path) -> Row:
                     time.sleep(0.5)
                 pg.start()
                 after_code = client.get(f"/searches/{search_id}").status_code
-                done = _wait(
+                done = wait_for(
                     client, search_id, lambda b: b["status"] in ("completed", "failed"), 600
                 )
                 if done is None:
                     return Row(name, expected, "not finished in 600 s: " + server.tail(300))
-                lost, duplicated, detail = _outcome(client, search_id, before, budget)
+                lost, duplicated, detail = outcome(client, search_id, before, budget)
     finally:
         with contextlib.suppress(subprocess.CalledProcessError):
             pg.stop()
@@ -217,12 +232,12 @@ def worker_sigkill(home: Path) -> Row:
             body = {**SEARCH, "budget": budget, "confirm_seeds": 1, "confirm_max": 2}
             search_id = client.post("/searches", json=body).json()["id"]
             deadline = time.monotonic() + 300
-            while len(before := _finished(client, search_id)) < 2:
+            while len(before := finished_trials(client, search_id)) < 2:
                 if time.monotonic() > deadline:
                     return Row(name, expected, "no 2 trials in 300 s: " + server.tail(300))
                 time.sleep(0.3)
             kills = int(_kill_running_worker(client, search_id, server))
-            confirming = _wait(
+            confirming = wait_for(
                 client,
                 search_id,
                 lambda b: b["progress"]["phase"] == "confirming" and b["status"] == "running",
@@ -230,10 +245,10 @@ def worker_sigkill(home: Path) -> Row:
             )
             if confirming is not None:
                 kills += int(_kill_running_worker(client, search_id, server))
-            done = _wait(client, search_id, _finished_status, 600)
+            done = wait_for(client, search_id, is_finished, 600)
             if done is None:
                 return Row(name, expected, "not finished in 600 s: " + server.tail(300))
-            lost, duplicated, detail = _outcome(client, search_id, before, budget)
+            lost, duplicated, detail = outcome(client, search_id, before, budget)
             front = client.get(f"/searches/{search_id}/pareto").json()["data"]
     confirmed = sum(p["confirmed"] for p in front)
     observed = (
@@ -242,3 +257,47 @@ def worker_sigkill(home: Path) -> Row:
     )
     passed = done["status"] == "completed" and kills == 2 and lost == duplicated == 0
     return Row(name, expected, observed, lost, duplicated, passed and confirmed > 0)
+
+
+def missing_resources(home: Path) -> Row:
+    """``gpus_per_trial: 2`` on a machine without a GPU, through the API and the CLI."""
+    name = "gpus_per_trial 2 on a machine without a GPU (API and CLI)"
+    expected = "API: search failed with one line naming GPUs; CLI: exit 2, one line"
+    started = time.monotonic()
+    with ray_tmpdir() as ray_tmp:
+        env = service_env(home, RAY_TMPDIR=ray_tmp)
+        with (
+            Server(env, workers=1) as server,
+            httpx.Client(base_url=server.url, timeout=10) as client,
+        ):
+            body = {**SEARCH, "budget": 2, "gpus_per_trial": 2}
+            search_id = client.post("/searches", json=body).json()["id"]
+            done = wait_for(client, search_id, is_finished, 300)
+        api_s = time.monotonic() - started
+        cli = subprocess.run(
+            [
+                *(sys.executable, "-m", "nas", "search", "--space", "tiny"),
+                *("--dataset", "synthetic", "--budget", "2", "--epochs", "1"),
+                *("--gpus-per-trial", "2"),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    error = (done or {}).get("error") or ""
+    err = cli.stderr.strip()
+    observed = (
+        f"API: {(done or {}).get('status', 'still running')} in {api_s:.0f} s: {error!r}; "
+        f"CLI: exit {cli.returncode}: {err[-200:]!r}"
+    )
+    passed = (
+        done is not None
+        and done["status"] == "failed"
+        and "gpus_per_trial" in error
+        and "0 GPUs" in error
+        and cli.returncode == 2
+        and "\n" not in err
+        and "gpus_per_trial" in err
+    )
+    return Row(name, expected, observed, 0, 0, passed)

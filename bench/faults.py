@@ -37,6 +37,8 @@ sys.path[:] = [p for p in sys.path if str(Path(p or ".").resolve()) != _HERE] + 
 
 import fault_disk  # noqa: E402
 import fault_processes  # noqa: E402
+import fault_stores  # noqa: E402
+import fault_tracking  # noqa: E402
 from fault_common import SEARCH, Row, Server, service_env  # noqa: E402
 
 # --------------------------------------------------------------------------- scenarios
@@ -190,6 +192,10 @@ SCENARIOS: dict[str, Callable[[Path], Row]] = {
     "read-only": fault_disk.read_only,
     "postgres-outage": fault_processes.postgres_outage,
     "worker-kill": fault_processes.worker_sigkill,
+    "mlflow-outage": fault_tracking.mlflow_outage,
+    "resources": fault_processes.missing_resources,
+    "corrupt-cache": fault_stores.corrupt_cache_entry,
+    "truncated-study": fault_stores.truncated_study,
 }
 
 

@@ -7,6 +7,7 @@ and database, side by side. Goal: p99 under 50 ms on /pareto, no errors.
 
     python bench/service.py                       # SQLite and (if reachable) PostgreSQL
     python bench/service.py --requests 2000 --concurrency 20 --trials 500 --no-postgres
+    python bench/service.py --trials 10000        # the 10,000-trial search of docs/faults.md
 """
 
 from __future__ import annotations
@@ -249,10 +250,12 @@ def main() -> None:
             proc, base = start_server(env)
             try:
                 front = httpx.get(f"{base}/searches/{search_id}/pareto").json()["count"]
+                last = max(args.trials - 100, 0)
                 paths = [
                     (f"/pareto ({front} pts)", f"/searches/{search_id}/pareto"),
                     ("/searches/{id}", f"/searches/{search_id}"),
                     ("/trials?limit=100", f"/searches/{search_id}/trials?limit=100"),
+                    ("/trials last page", f"/searches/{search_id}/trials?limit=100&offset={last}"),
                     ("/health", "/health"),
                 ]
                 for label, path in paths:
