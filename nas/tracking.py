@@ -10,7 +10,8 @@ as params (the whole configuration in ``config.json``), and at the end ``pareto.
 which ``mlflow ui`` shows as a tree), every architecture choice as a param, the measurements a
 user compares as metrics (:data:`COMPARED_METRICS`: accuracy and loss per epoch, latency
 statistics, params, FLOPs...; all of them in ``metrics.json``), ``arch.json`` as an artifact,
-``pareto=true|false`` and where the trial ran (``nas.ray_node_id``, ``nas.hostname``). A
+``pareto=true|false``, where the trial ran and whether mo-asha stopped it
+(:mod:`nas.tracking_trial`; its accuracy per epoch is then a shorter curve). A
 confirmed trial's child run also gets its seed summary (``accuracy_mean``, ``accuracy_sd``,
 ``n_seeds``, ``test_accuracy``; tag ``confirmed``). A resumed search reuses its parent run.
 Everything is logged from the driver process through an explicit ``MlflowClient``; trial runs
@@ -29,6 +30,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from nas.pareto_plot import PlotPoint, pareto_png
+from nas.tracking_trial import PLACEMENT_KEYS, trial_run_name, trial_status, trial_tags
 from nas.trials_csv import trials_csv
 
 if TYPE_CHECKING:
@@ -72,9 +74,6 @@ _PLUMBING = frozenset(
         *("ray_address", "storage"),
     }
 )
-
-#: Entries of a trial's metrics that say where it ran; logged as ``nas.<key>`` tags.
-PLACEMENT_KEYS = ("ray_node_id", "hostname")
 
 log = logging.getLogger(__name__)
 
@@ -279,13 +278,7 @@ class SearchTracker:
             value = record.metrics.get(key, record.values.get(key))
             if _finite(value) and not isinstance(value, bool):
                 metrics.append(Metric(key, float(value), now, 0))
-        tags = [RunTag("feasible", str(record.feasible).lower())]
-        for key in PLACEMENT_KEYS:  # where the trial ran (strings: not metrics)
-            value = record.metrics.get(key)
-            if isinstance(value, str) and value:
-                tags.append(RunTag(f"nas.{key}", value[:5000]))
-        if record.error:
-            tags.append(RunTag("error", record.error[:5000]))
+        tags = [RunTag(k, v) for k, v in trial_tags(record).items()]
         for chunk in range(0, max(len(params), len(metrics)), 100):
             self.client.log_batch(
                 rid,
@@ -297,8 +290,8 @@ class SearchTracker:
             self.client.log_dict(rid, record.arch, "arch.json")
         if record.metrics:
             self.client.log_dict(rid, record.metrics, "metrics.json")
-        status = "FINISHED" if record.state == "COMPLETE" else "FAILED"
-        self.client.set_terminated(rid, status=status, end_time=_ms(record.finished_at))
+        end = _ms(record.finished_at)
+        self.client.set_terminated(rid, status=trial_status(record), end_time=end)
         return rid
 
     def finish(
@@ -357,20 +350,6 @@ def plot_points(trials: Sequence[TrialRecord], pareto: Sequence[TrialRecord]) ->
         for t in trials
         if t.state == "COMPLETE"
     ]
-
-
-def trial_run_name(record: TrialRecord) -> str:
-    """``trial 12 · se(r16)|none|ca(r32)|eca``: a child run's name (the arch id where the
-    architecture does not parse)."""
-    label = record.arch_id or ""
-    if record.arch is not None:
-        try:
-            from nas.space.arch import Arch
-
-            label = Arch.from_dict(record.arch).describe()
-        except Exception:  # an arch from another version: its id will do
-            pass
-    return f"trial {record.number} · {label}"[:250] if label else f"trial {record.number}"
 
 
 def _image(png: bytes) -> Any:

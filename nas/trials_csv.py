@@ -15,6 +15,7 @@ from typing import Any
 __all__ = ["trials_csv"]
 
 _CONFIRMATION = ("accuracy_mean", "accuracy_sd", "n_seeds", "test_accuracy")
+_EPOCHS = ("epochs_trained", "stopped_at_epoch")
 
 
 def _arch_json(record: Any) -> str:
@@ -33,11 +34,12 @@ def trials_csv(
     *,
     describe: Callable[[Any], str] = _arch_json,
 ) -> str:
-    """CSV text: one row per trial with state, objectives, seed summary, feasibility, arch
+    """CSV text: one row per trial with state, objectives, seed summary, epochs trained and
+    the mo-asha stopping rung, feasibility, arch
     (``describe(record)``, default its JSON), sampled parameters and errors."""
     buf = io.StringIO()
     writer = csv.writer(buf)
-    head = ["number", "state", *objectives, "confirmed", *_CONFIRMATION, "feasible"]
+    head = ["number", "state", *objectives, "confirmed", *_CONFIRMATION, *_EPOCHS, "feasible"]
     writer.writerow([*head, "arch_id", "arch", "params", "error", "confirm_error"])
     for r in records:
         writer.writerow(
@@ -47,6 +49,7 @@ def trials_csv(
                 *[_cell(r.values.get(o)) for o in objectives],
                 _cell(bool(getattr(r, "confirmed", False))),
                 *[_cell(getattr(r, k, None)) for k in _CONFIRMATION],
+                *[_cell(getattr(r, k, None)) for k in _EPOCHS],
                 _cell(bool(r.feasible)),
                 r.arch_id or "",
                 describe(r),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from nas.search.config import SearchOptions
 
@@ -210,11 +210,32 @@ class TrialPublic(Confirmation):
     error: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    epochs_trained: int | None = Field(
+        default=None,
+        description="Epochs the trial trained (0: it reused an earlier trial's result); "
+        "read from its metrics.",
+    )
+    stopped_at_epoch: int | None = Field(
+        default=None,
+        description="The rung at which the mo-asha scheduler stopped the trial (state PRUNED).",
+    )
 
     @field_validator("started_at", "finished_at")
     @classmethod
     def _as_utc(cls, value: datetime | None) -> datetime | None:
         return _utc(value)
+
+    @model_validator(mode="after")
+    def _epochs(self) -> TrialPublic:
+        """Epochs trained and the stopping rung, from the metrics when not given."""
+        m = self.metrics
+        if self.epochs_trained is None and "reused_from_trial" in m:
+            self.epochs_trained = 0
+        elif self.epochs_trained is None and isinstance(m.get("epochs"), int):
+            self.epochs_trained = m["epochs"]
+        if self.stopped_at_epoch is None and isinstance(m.get("stopped_at_epoch"), int):
+            self.stopped_at_epoch = m["stopped_at_epoch"]
+        return self
 
 
 class TrialsPublic(BaseModel):

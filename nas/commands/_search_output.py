@@ -46,12 +46,22 @@ class Reporter:
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn("failed {task.fields[failed]}  front {task.fields[front]}"),
+                TextColumn(
+                    "failed {task.fields[failed]}  stopped {task.fields[stopped]}  "
+                    "epochs {task.fields[epochs]}  front {task.fields[front]}"
+                ),
                 TextColumn("elapsed {task.fields[elapsed]}  ETA {task.fields[eta]}"),
                 transient=False,
             )
             self.task = self.progress.add_task(
-                "trials", total=budget, failed=0, front=0, elapsed="0s", eta="?"
+                "trials",
+                total=budget,
+                failed=0,
+                stopped=0,
+                epochs=0,
+                front=0,
+                elapsed="0s",
+                eta="?",
             )
 
     def __enter__(self) -> Reporter:
@@ -76,6 +86,8 @@ class Reporter:
                 completed=done,
                 total=total,
                 failed=p.failed,
+                stopped=getattr(p, "stopped", 0),
+                epochs=getattr(p, "epochs", 0),
                 front=p.front_size,
                 elapsed=fmt_s(p.elapsed_s),
                 eta=fmt_s(p.eta_s),
@@ -90,12 +102,17 @@ class Reporter:
         elif r is not None:
             if r.state == "COMPLETE":
                 what = " ".join(f"{k}={fmt_v(v)}" for k, v in r.values.items())
+            elif r.state == "PRUNED":
+                accuracy = fmt_v(r.metrics.get("accuracy"))
+                what = f"stopped at epoch {r.stopped_at_epoch} (accuracy {accuracy})"
             else:
                 what = f"{r.state}: {r.error}"
             what = f"trial {r.number} {what}"
         where = f"confirming {done}/{total}" if confirming else f"{done}/{total}"
+        stopped = f"stopped {p.stopped}, " if getattr(p, "stopped", 0) else ""
         print(
             f"[{where}] {what + ' ' if what else ''}| failed {p.failed}, front {p.front_size}, "
+            f"{stopped}epochs {getattr(p, 'epochs', 0)}, "
             f"elapsed {fmt_s(p.elapsed_s)}, ETA {fmt_s(p.eta_s)}",
             flush=True,
         )
@@ -146,7 +163,18 @@ def print_records(
     names = [o.upper() for o in objectives]
     if "accuracy" in objectives:
         names[objectives.index("accuracy")] = "ACCURACY (MEAN ± SD)"
-    header = ("TRIAL", "STATE", *names, "TEST_ACCURACY", "SEEDS", "FEASIBLE", "ARCH", "NOTE")
+    header = (
+        "TRIAL",
+        "STATE",
+        *names,
+        "TEST_ACCURACY",
+        "SEEDS",
+        "EPOCHS",
+        "STOPPED_AT",
+        "FEASIBLE",
+        "ARCH",
+        "NOTE",
+    )
     rows = [header]
     shown, repeats = _collapse_repeats(records) if collapse else (records, {})
     for r in shown:
@@ -169,6 +197,8 @@ def print_records(
                 ],
                 fmt_v(getattr(r, "test_accuracy", None)) or "-",
                 _seeds(r),
+                _int(getattr(r, "epochs_trained", None)),
+                _int(getattr(r, "stopped_at_epoch", None)),
                 "yes" if r.feasible else "no",
                 describe(r),
                 note,
@@ -193,3 +223,7 @@ def _seeds(record: Any) -> str:
     if not n:
         return "-"
     return f"{n}*" if getattr(record, "confirmed", False) else str(n)
+
+
+def _int(value: int | None) -> str:
+    return "-" if value is None else str(value)

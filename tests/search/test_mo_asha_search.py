@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Callable
 from typing import Any
 
 import optuna
 import pytest
+from mlflow.tracking import MlflowClient
 
 from nas.search import SearchConfig, load_search, run_search
 from nas.search.attrs import ATTR
 from nas.search.store import get_storage
+from nas.trials_csv import trials_csv
+from service.schemas import TrialPublic
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 
@@ -76,7 +81,10 @@ def _rungs(study_name: str) -> dict[int, dict[str, list[float]]]:
 
 
 def test_mo_asha_search_stops_trials_that_never_reach_the_front(mlflow_uri: str) -> None:
-    result = run_search(_config(mlflow_uri), trial_fn=epoch_trial_fn())
+    progress: list[Any] = []
+    result = run_search(
+        _config(mlflow_uri), trial_fn=epoch_trial_fn(), on_progress=progress.append
+    )
     assert result.state == "completed"
     pruned = [t for t in result.trials if t.state == "PRUNED"]
     complete = [t for t in result.trials if t.state == "COMPLETE"]
@@ -100,6 +108,41 @@ def test_mo_asha_search_stops_trials_that_never_reach_the_front(mlflow_uri: str)
     # Read back from storage, the records say the same.
     again = load_search(result.search_id)
     assert [t.model_dump() for t in again.trials] == [t.model_dump() for t in result.trials]
+    _check_visible(result, progress[-1], mlflow_uri)
+
+
+def _check_visible(result: Any, last: Any, mlflow_uri: str) -> None:
+    """Progress, the trials CSV, the service's trial schema and MLflow show the stops."""
+    pruned = {t.number: t for t in result.trials if t.state == "PRUNED"}
+    assert last.stopped == len(pruned)
+    assert last.epochs == sum(t.epochs_trained for t in result.trials)
+    rows = list(csv.DictReader(io.StringIO(trials_csv(result.trials, ["accuracy"]))))
+    for row in rows:
+        expected = pruned.get(int(row["number"]))
+        assert row["stopped_at_epoch"] == (str(expected.stopped_at_epoch) if expected else "")
+    for t in result.trials:
+        public = TrialPublic(
+            trial_id=1,
+            number=t.number,
+            state=t.state,
+            params={},
+            values={},
+            metrics=t.metrics,
+            feasible=True,
+            on_front=False,
+        )
+        assert (public.epochs_trained, public.stopped_at_epoch) == (
+            t.epochs_trained,
+            t.stopped_at_epoch,
+        )
+    client = MlflowClient(tracking_uri=mlflow_uri)
+    for number, t in pruned.items():
+        run = client.get_run(t.mlflow_run_id)
+        assert run.info.status == "KILLED"
+        assert run.data.tags["stopped"] == "true"
+        assert run.data.tags["nas.stopped_at_epoch"] == str(t.stopped_at_epoch)
+        curve = client.get_metric_history(run.info.run_id, "epoch_accuracy")
+        assert len(curve) == t.stopped_at_epoch, number
 
 
 def test_resumed_mo_asha_search_keeps_its_rung_records(mlflow_uri: str) -> None:
