@@ -47,6 +47,7 @@ __all__ = [
     "summarize",
     "time_cpu",
     "time_cuda",
+    "time_passes",
 ]
 
 DEFAULT_WARMUP = 10
@@ -129,6 +130,30 @@ def cuda_graph_replay(
     return graph.replay
 
 
+def time_passes(
+    run: Callable[[], object],
+    target: torch.device,
+    threads: int,
+    warmup: int,
+    repeats: int,
+    clock: str,
+    *,
+    cuda_graph: bool = True,
+    lock: MeasurementLock | None = None,
+) -> tuple[list[float], str]:
+    """The timing protocol of :func:`measure_latency` around a prepared pass `run`: at
+    `threads` threads, in inference mode, without garbage collection, holding `lock`
+    exclusive; warm-up, then timed passes with `clock` (a resolved one, see
+    :func:`resolve_clock`). Returns the timings in ms and the clock used."""
+    hold = lock.exclusive() if lock is not None else contextlib.nullcontext()
+    with cpu_threads(threads), torch.inference_mode(), _quiet(target), hold:
+        if target.type == "cuda":
+            replay = cuda_graph_replay(run) if cuda_graph else None
+            times = time_cuda(replay or run, warmup, repeats)
+            return times, "cuda-graph" if replay is not None else "cuda"
+        return time_cpu(run, warmup, repeats, clock=CLOCKS[clock]), clock
+
+
 def measure_latency(
     model: nn.Module,
     input_shape: Sequence[int],
@@ -181,15 +206,9 @@ def measure_latency(
 
             run = onnx_runner(model, x, threads)
 
-        hold = lock.exclusive() if lock is not None else contextlib.nullcontext()
-        with cpu_threads(threads), torch.inference_mode(), _quiet(target), hold:
-            if target.type == "cuda":
-                replay = cuda_graph_replay(run) if cuda_graph else None
-                if replay is None:
-                    clock_used = "cuda"
-                times = time_cuda(replay or run, warmup, repeats)
-            else:
-                times = time_cpu(run, warmup, repeats, clock=CLOCKS[clock_used])
+        times, clock_used = time_passes(
+            run, target, threads, warmup, repeats, clock_used, cuda_graph=cuda_graph, lock=lock
+        )
     except (ValueError, TimeoutError):
         raise
     except Exception as exc:
