@@ -17,6 +17,7 @@ candidates with the default settings on one thread.
     python bench/latency.py            # 16 archs, 5 rounds, with the unlocked comparison
     python bench/latency.py --quick    # 12 archs, 3 rounds, idle vs locked only
     python bench/latency.py --evaluate 8
+    python bench/latency.py --backends # torch vs ONNX Runtime (bench/latency_backends.py)
 """
 
 from __future__ import annotations
@@ -246,9 +247,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--evaluate", type=int, default=0, metavar="K")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--lock-dir", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--backends",
+        action="store_true",
+        help="torch vs onnxruntime (the other flags go to bench/latency_backends.py)",
+    )
+    args, rest = parser.parse_known_args(argv)
+    if rest and not args.backends:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.worker:
         return _worker(args)
+    if args.backends:
+        from latency_backends import main as backends_main
+
+        given = sys.argv[1:] if argv is None else argv
+        return backends_main([a for a in given if a != "--backends"])
     if args.evaluate:
         return _evaluate(args)
     args.archs = args.archs or (12 if args.quick else 16)
