@@ -13,7 +13,8 @@ Then each part alone, at the same sizes (``--floor-sizes`` for the quadratic one
 - ``optuna``: the same loop with Optuna's default sampler in memory (Optuna's own floor);
 - ``tune``: a Ray Tune run of the same number of trials that report at once, proposed by a
   trivial searcher, with the search's Tune settings (Ray Tune's floor);
-- ``mlflow``: logging one trial's child run as a search does (``SearchTracker.log_trial``).
+- ``mlflow``: logging one trial's child run as a search does (``SearchTracker.log_trial``,
+  from the tracker a search makes).
 
     python bench/overhead.py [--sizes 100 1000 5000] [--slow 100] [--seconds 1]
         [--concurrency 2] [--floor-sizes 100 1000] [--mlflow-runs 200]
@@ -150,10 +151,10 @@ def tune_floor(trials: int, concurrency: int, tmp: str) -> float:
 
 def mlflow_floor(runs: int, tmp: str) -> float:
     """Seconds per child run logged by ``SearchTracker.log_trial`` in the workspace store."""
+    from nas.search.handoff import make_tracker
     from nas.search.records import TrialRecord
-    from nas.tracking import SearchTracker
 
-    tracker = SearchTracker()
+    tracker = make_tracker(None)
     tracker.start_parent(
         search_id="sbench",
         study_name="sbench",

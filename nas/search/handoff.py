@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from nas import workspace
 from nas.errors import NasError
 from nas.search.attrs import ATTR
-from nas.search.store import compute_pareto, jsonable
+from nas.search.store import compute_pareto, fast_sqlite, jsonable
 
 if TYPE_CHECKING:
     from nas.search.records import SearchResult
@@ -27,6 +27,7 @@ def make_tracker(uri: str | None) -> Any:
     """A :class:`nas.tracking.SearchTracker` for ``uri`` (default: the workspace store)."""
     from nas.tracking import SearchTracker
 
+    fast_sqlite(uri or workspace.mlflow_tracking_uri())  # a child run is ~30 transactions
     try:
         return SearchTracker(uri)
     except Exception as exc:

@@ -8,6 +8,7 @@ so any process (CLI, service, ``optuna-dashboard``) can read it back from the SQ
 from __future__ import annotations
 
 import math
+import os
 import re
 import secrets
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ __all__ = [
     "SearchNotFound",
     "TrialNotFound",
     "compute_pareto",
+    "fast_sqlite",
     "get_storage",
     "jsonable",
     "list_searches",
@@ -57,8 +59,52 @@ def study_name_for(search_id: str, name: str | None) -> str:
 _STORAGES: dict[str, Any] = {}
 
 
+_FAST_FILES: set[str] = set()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
+    """Write-ahead log, synced at checkpoints rather than at every commit, for the files of
+    :func:`fast_sqlite`; other connections are left as they are."""
+    import sqlite3
+
+    if not _FAST_FILES or not isinstance(dbapi_connection, sqlite3.Connection):
+        return
+    files = {os.path.realpath(row[2]) for row in dbapi_connection.execute("PRAGMA database_list")}
+    if files & _FAST_FILES:
+        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+        dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+
+
+def fast_sqlite(url: str) -> None:
+    """Open the SQLite file of ``url`` (Optuna's or MLflow's store) in write-ahead-log mode.
+
+    A search writes a few rows per trial, each in its own transaction; with SQLite's default
+    (rollback journal, ``synchronous=FULL``) each waits for the disk (~10 ms on the dev
+    machine; 0.02 ms in WAL mode with ``synchronous=NORMAL``). A crash of the process loses
+    nothing; a power cut may lose the last transactions, not the file
+    (https://sqlite.org/wal.html); readers (the service, ``optuna-dashboard``) no longer
+    block the search's writes. Applies to connections opened from now on, by any engine of
+    this process (SQLAlchemy's ``connect`` event), so call it before the store is opened.
+    """
+    if not url.startswith("sqlite:///"):
+        return
+    import sqlalchemy
+
+    database = sqlalchemy.engine.make_url(url).database
+    if not database or database == ":memory:":
+        return
+    if not _FAST_FILES and not sqlalchemy.event.contains(
+        sqlalchemy.engine.Engine, "connect", _sqlite_pragmas
+    ):
+        sqlalchemy.event.listen(sqlalchemy.engine.Engine, "connect", _sqlite_pragmas)
+    _FAST_FILES.add(os.path.realpath(database))
+
+
 def get_storage(url: str | None = None) -> optuna.storages.BaseStorage:
-    """An Optuna RDB storage for ``url`` (default: the workspace SQLite), cached per URL."""
+    """An Optuna RDB storage for ``url`` (default: the workspace SQLite), cached per URL.
+
+    A SQLite file is opened in write-ahead-log mode (:func:`fast_sqlite`).
+    """
     import optuna
 
     from nas import workspace
@@ -68,14 +114,16 @@ def get_storage(url: str | None = None) -> optuna.storages.BaseStorage:
         engine_kwargs: dict[str, Any] = {}
         if url.startswith("sqlite"):
             engine_kwargs["connect_args"] = {"timeout": 60}
+            fast_sqlite(url)
         else:
             engine_kwargs["pool_pre_ping"] = True
         try:
-            _STORAGES[url] = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+            storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
         except Exception as exc:
             from nas.errors import NasError
 
             raise NasError(f"cannot open the Optuna storage {url!r}: {exc}") from exc
+        _STORAGES[url] = storage
     return _STORAGES[url]
 
 
