@@ -41,6 +41,7 @@ from nas.evaluation.stats import LatencyStats, summarize
 
 __all__ = [
     "LatencyStats",
+    "check_backend",
     "cuda_graph_replay",
     "measure_latency",
     "resolve_clock",
@@ -179,8 +180,6 @@ def measure_latency(
     node. `backend` ``"onnxruntime"`` times the network exported to ONNX in an ONNX Runtime
     session on the CPU instead of the module (the export happens before the lock is taken).
     """
-    if backend not in ("torch", "onnxruntime"):
-        raise ValueError(f"backend must be torch or onnxruntime, got {backend!r}")
     if repeats < 1 or warmup < 0 or batch_size < 1 or threads < 1:
         raise ValueError("need repeats >= 1, warmup >= 0, batch_size >= 1, threads >= 1")
     if clock not in ("auto", "wall", "cpu"):
@@ -188,8 +187,7 @@ def measure_latency(
     if clock == "cpu" and threads != 1:
         raise ValueError("the cpu clock counts one thread's time: use it with threads=1")
     target = resolve_device(device)
-    if backend == "onnxruntime":
-        _check_onnxruntime(target)
+    check_backend(backend, target)
     clock_used = resolve_clock(target.type, clock, threads, cuda_graph)
     shape = tuple(int(v) for v in input_shape)
     was_training = model.training
@@ -230,11 +228,18 @@ def measure_latency(
     )
 
 
-def _check_onnxruntime(target: torch.device) -> None:
-    """The onnxruntime backend needs the [onnx] extra and measures on the CPU."""
+def check_backend(backend: str, device: str | torch.device = "cpu") -> None:
+    """Fail fast on a latency backend that cannot run: ``onnxruntime`` needs the ``[onnx]``
+    extra (a :class:`NasError` naming it) and measures on the CPU (a ``ValueError`` for
+    another `device`). A search's preflight can call this so that no trial starts."""
+    if backend == "torch":
+        return
+    if backend != "onnxruntime":
+        raise ValueError(f"backend must be torch or onnxruntime, got {backend!r}")
     from nas.onnx_export import require_onnx
 
     require_onnx("latency_backend 'onnxruntime'")
+    target = torch.device(device)
     if target.type != "cpu":
         raise ValueError(
             f"latency_backend 'onnxruntime' measures on the CPU, not {target}: "

@@ -13,6 +13,7 @@ from nas.errors import NasError
 from nas.evaluation import EvalSettings, LatencyCache, evaluate, measure_latency
 from nas.evaluation.cache import cache_key, runtime_version
 from nas.evaluation.evaluator import model_key
+from nas.evaluation.latency import check_backend
 from nas.evaluation.runtime import device_name
 from nas.space import default_arch, load_space
 
@@ -96,3 +97,13 @@ def test_evaluate_measures_and_caches_onnxruntime_latency() -> None:
     cached = LatencyCache().get(key, **conditions, backend="onnxruntime")
     assert cached is not None and cached.backend == "onnxruntime"
     assert cached.median_ms == metrics["latency_ms"]
+
+
+def test_check_backend_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    check_backend("torch", "cuda")  # torch measures anywhere
+    check_backend("onnxruntime", "cpu")
+    with pytest.raises(ValueError, match="measures on the CPU, not cuda: set latency_device"):
+        check_backend("onnxruntime", "cuda")
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(NasError, match=r"latency_backend 'onnxruntime' needs the \[onnx\] extra"):
+        check_backend("onnxruntime")
