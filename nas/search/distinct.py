@@ -134,6 +134,7 @@ class DistinctSampler(optuna.samplers.BaseSampler):
         self._index = TriedIndex()
         self._seen: set[int] = set()  # numbers of the finished trials in the index
         self._floor = 0  # every trial below this number is finished and seen
+        self._synced = -1  # the trial of the last sync
         self._running: list[dict[str, Any]] = []  # params of the other unfinished trials
         self._drawn: dict[int, dict[str, tuple[Any, BaseDistribution]]] = {}
         self._groups: dict[str, frozenset[str]] = {}  # name -> its group
@@ -162,10 +163,15 @@ class DistinctSampler(optuna.samplers.BaseSampler):
     # -- what the search has tried ----------------------------------------------------------
 
     def _sync(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        """Take in the trials finished since the last call; note the other running ones."""
+        """Take in the trials finished since the last trial's first call; note the others
+        running. Once per trial: trials that finish while it is sampled still count as
+        tried, being among the running ones."""
         if study.study_name != self._study_name:
             self._reset(study.study_name)
             self._directions = study.directions
+        elif trial.number == self._synced:
+            return  # proposals are made one at a time: nothing new finished or started since
+        self._synced = trial.number
         trials = study.get_trials(deepcopy=False)
         running = []
         for t in trials[self._floor :]:

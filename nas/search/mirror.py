@@ -168,7 +168,10 @@ class MirroredStorage(BaseStorage):
         if study_id != self._own:
             return self._backend.get_all_trials(study_id, deepcopy=deepcopy, states=states)
         with self._lock:
-            trials = [t for t in self._trials if states is None or t.state in states]
+            if states is None:
+                trials = list(self._trials)
+            else:
+                trials = [t for t in self._trials if t.state in states]
         return copy.deepcopy(trials) if deepcopy else trials
 
     def get_trial_id_from_study_id_trial_number(self, study_id: int, trial_number: int) -> int:
