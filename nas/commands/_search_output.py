@@ -191,10 +191,7 @@ def print_records(
             (
                 str(r.number),
                 state,
-                *[
-                    fmt_accuracy(r) if o == "accuracy" else fmt_v(r.values.get(o))
-                    for o in objectives
-                ],
+                *[_objective(r, o) for o in objectives],
                 fmt_v(getattr(r, "test_accuracy", None)) or "-",
                 _seeds(r),
                 _int(getattr(r, "epochs_trained", None)),
@@ -223,6 +220,14 @@ def _seeds(record: Any) -> str:
     if not n:
         return "-"
     return f"{n}*" if getattr(record, "confirmed", False) else str(n)
+
+
+def _objective(record: Any, objective: str) -> str:
+    """An objective's cell; a trial stopped at a rung shows what it had there (``@epoch``)."""
+    if record.state == "PRUNED":
+        value = fmt_v(record.metrics.get(objective)) or "-"
+        return f"{value}@{record.stopped_at_epoch}" if objective == "accuracy" else value
+    return fmt_accuracy(record) if objective == "accuracy" else fmt_v(record.values.get(objective))
 
 
 def _int(value: int | None) -> str:

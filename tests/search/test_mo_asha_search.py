@@ -11,6 +11,7 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
+from nas.commands._search_output import print_records
 from nas.search import SearchConfig, load_search, run_search
 from nas.search.attrs import ATTR
 from nas.search.store import get_storage
@@ -80,7 +81,9 @@ def _rungs(study_name: str) -> dict[int, dict[str, list[float]]]:
     return {t.number: t.user_attrs.get(ATTR["rungs"], {}) for t in study.trials}
 
 
-def test_mo_asha_search_stops_trials_that_never_reach_the_front(mlflow_uri: str) -> None:
+def test_mo_asha_search_stops_trials_that_never_reach_the_front(
+    mlflow_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     progress: list[Any] = []
     result = run_search(
         _config(mlflow_uri), trial_fn=epoch_trial_fn(), on_progress=progress.append
@@ -109,6 +112,18 @@ def test_mo_asha_search_stops_trials_that_never_reach_the_front(mlflow_uri: str)
     again = load_search(result.search_id)
     assert [t.model_dump() for t in again.trials] == [t.model_dump() for t in result.trials]
     _check_visible(result, progress[-1], mlflow_uri)
+    capsys.readouterr()
+    print_records(result.trials, result.config.objectives, "Trials")  # as `nas trials` does
+    lines = capsys.readouterr().out.strip().splitlines()
+    header = lines[1].split()
+    assert "EPOCHS" in header and "STOPPED_AT" in header
+    for t, line in zip(result.trials, lines[2:], strict=True):
+        cells = line.split()
+        assert cells[:2] == [str(t.number), t.state]
+        if t.state == "PRUNED":  # the accuracy it had at its rung
+            assert cells[2].endswith(f"@{t.stopped_at_epoch}")
+        at = header.index("STOPPED_AT") - 3  # the header ACCURACY (MEAN ± SD) is four words
+        assert cells[at] == (str(t.stopped_at_epoch) if t.stopped_at_epoch else "-")
 
 
 def _check_visible(result: Any, last: Any, mlflow_uri: str) -> None:
