@@ -67,6 +67,8 @@ def truncated_study(home: Path) -> Row:
             .fetchone()[0]
             .strip('"')
         )
+    with sqlite3.connect(study) as conn:  # every page in the main file, none in a WAL
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     size = study.stat().st_size
     with open(study, "r+b") as handle:
         handle.truncate(size // 2)

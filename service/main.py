@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nas import __version__
@@ -108,6 +109,15 @@ def _install_handlers(app: FastAPI) -> None:
         return storage_error(exc) or JSONResponse(
             status_code=503,
             content={"detail": "the service database is unavailable; retry shortly"},
+            headers={"Retry-After": "5"},
+        )
+
+    @app.exception_handler(PoolTimeout)
+    async def _pool_busy(_request: Request, exc: PoolTimeout) -> JSONResponse:
+        log.warning("no database connection free: %s", exc)
+        return JSONResponse(
+            status_code=503,
+            content={"detail": "the service is busy (no database connection free); retry"},
             headers={"Retry-After": "5"},
         )
 

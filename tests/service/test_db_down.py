@@ -78,3 +78,19 @@ def test_serve_refuses_a_nas_home_it_cannot_write_in_one_line(
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: NAS_HOME {blocker / 'home'} is not writable")
     assert "\n" not in err
+
+
+def test_an_exhausted_connection_pool_answers_503(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    from service import crud
+
+    def busy(*_args: Any, **_kwargs: Any) -> None:
+        raise PoolTimeout("QueuePool limit of size 5 overflow 10 reached")
+
+    monkeypatch.setattr(crud, "list_searches", busy)
+    response = client.get("/searches")
+    assert response.status_code == 503 and response.headers["retry-after"]
+    assert "busy" in response.json()["detail"]
