@@ -136,8 +136,10 @@ def preflight(space: Any, config: SearchConfig) -> None:
     """Check that a trial fits the cluster and load the dataset once in the driver, so a
     wrong dataset or resource fails the search, not each trial (nor waits for ever)."""
     from nas.evaluation.datasets import dataset_for
+    from nas.evaluation.latency import check_backend
 
     check_resources(config)
+    check_backend(config.latency_backend)  # the [onnx] extra, before any trial starts
     dataset_for(space, eval_settings(config, "cpu"))
 
 
