@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from bench_loader import bench_module
 
 from nas.evaluation import EvalSettings
-
-BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
 @pytest.fixture(scope="module")
 def samplers():
-    sys.path.insert(0, str(BENCH))  # the bench imports its sibling arch_tables
-    spec = importlib.util.spec_from_file_location("samplers_bench", BENCH / "samplers.py")
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    sys.modules[spec.name] = module  # its worker processes unpickle functions by module name
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
-    sys.path.remove(str(BENCH))
+    with bench_module("samplers") as module:
+        yield module
 
 
 ARGS = ["--space", "mobile", "--dataset", "synthetic", "--epochs", "1", "--jobs", "1"]
